@@ -1,0 +1,218 @@
+//! The line writer shared by both text formats; the differences between
+//! Prometheus text 0.0.4 and OpenMetrics 1.0 are confined to `family()`,
+//! HELP escaping and the `# EOF` trailer.
+
+use super::Format;
+use crate::desc::{Descriptor, MetricType};
+use crate::visit::{Labels, Value, Visitor};
+
+pub(super) struct TextWriter<'a> {
+    out: &'a mut Vec<u8>,
+    format: Format,
+}
+
+impl<'a> TextWriter<'a> {
+    pub(super) fn new(out: &'a mut Vec<u8>, format: Format) -> Self {
+        TextWriter { out, format }
+    }
+
+    pub(super) fn finish(self) {
+        if self.format == Format::OpenMetrics {
+            self.out.extend_from_slice(b"# EOF\n");
+        }
+    }
+
+    fn sample_start(&mut self, name: &str, suffix: &str, labels: Labels<'_>, le: Option<f64>) {
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(suffix.as_bytes());
+        if labels.is_empty() && le.is_none() {
+            self.out.push(b' ');
+            return;
+        }
+        self.out.push(b'{');
+        let mut first = true;
+        for (label, value) in labels.iter() {
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            self.out.extend_from_slice(label.as_bytes());
+            self.out.extend_from_slice(b"=\"");
+            escape_into(self.out, value, true);
+            self.out.push(b'"');
+        }
+        if let Some(le) = le {
+            if !first {
+                self.out.push(b',');
+            }
+            self.out.extend_from_slice(b"le=\"");
+            write_f64(self.out, le);
+            self.out.push(b'"');
+        }
+        self.out.extend_from_slice(b"} ");
+    }
+
+    fn sample_u64(&mut self, name: &str, suffix: &str, labels: Labels<'_>, le: Option<f64>, v: u64) {
+        self.sample_start(name, suffix, labels, le);
+        write_u64(self.out, v);
+        self.out.push(b'\n');
+    }
+
+    fn sample_f64(&mut self, name: &str, suffix: &str, labels: Labels<'_>, v: f64) {
+        self.sample_start(name, suffix, labels, None);
+        write_f64(self.out, v);
+        self.out.push(b'\n');
+    }
+}
+
+impl Visitor for TextWriter<'_> {
+    fn family(&mut self, family: &Descriptor) {
+        let name = family.name();
+        // In text 0.0.4 a counter's metadata names the sample (`x_total`); in
+        // OpenMetrics it names the family (`x`).
+        let counter_suffix = match (self.format, family.metric_type()) {
+            (Format::PrometheusText, MetricType::Counter) => "_total",
+            _ => "",
+        };
+        let type_line = |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"# TYPE ");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(counter_suffix.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(family.metric_type().as_str().as_bytes());
+            out.push(b'\n');
+        };
+        let help_line = |out: &mut Vec<u8>, escape_quotes: bool| {
+            out.extend_from_slice(b"# HELP ");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(counter_suffix.as_bytes());
+            out.push(b' ');
+            escape_into(out, family.help(), escape_quotes);
+            out.push(b'\n');
+        };
+        match self.format {
+            Format::PrometheusText => {
+                help_line(self.out, false);
+                type_line(self.out);
+            }
+            Format::OpenMetrics => {
+                type_line(self.out);
+                if let Some(unit) = family.unit().prometheus_suffix() {
+                    self.out.extend_from_slice(b"# UNIT ");
+                    self.out.extend_from_slice(name.as_bytes());
+                    self.out.push(b' ');
+                    self.out.extend_from_slice(unit.as_bytes());
+                    self.out.push(b'\n');
+                }
+                help_line(self.out, true);
+            }
+        }
+    }
+
+    fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>) {
+        let name = family.name();
+        match value {
+            Value::Counter(n) => self.sample_u64(name, "_total", labels, None, n),
+            Value::FloatCounter(v) => self.sample_f64(name, "_total", labels, v),
+            Value::Gauge(v) => self.sample_f64(name, "", labels, v),
+            Value::Histogram(h) => {
+                for (le, cumulative) in h.cumulative() {
+                    self.sample_u64(name, "_bucket", labels, Some(le), cumulative);
+                }
+                self.sample_f64(name, "_sum", labels, h.sum());
+                self.sample_u64(name, "_count", labels, None, h.count());
+            }
+        }
+    }
+}
+
+/// Appends `text` escaped for a label value (or, with `escape_quotes` false,
+/// for 0.0.4 HELP text): `\` -> `\\`, newline -> `\n`, `"` -> `\"`.
+pub(super) fn escape_into(out: &mut Vec<u8>, text: &str, escape_quotes: bool) {
+    let bytes = text.as_bytes();
+    let needs = |b: u8| b == b'\\' || b == b'\n' || (escape_quotes && b == b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if needs(b) {
+            out.extend_from_slice(&bytes[start..i]);
+            out.extend_from_slice(match b {
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                _ => b"\\\"",
+            });
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends a float in a form both Prometheus and OpenMetrics parse:
+/// `+Inf`, `-Inf`, `NaN`, otherwise Rust's shortest round-trip form
+/// (`1.0`, `0.25`, `1e-7`).
+pub(super) fn write_f64(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write;
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v == f64::INFINITY {
+        out.extend_from_slice(b"+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.extend_from_slice(b"-Inf");
+    } else {
+        write!(out, "{v:?}").expect("writing to a Vec cannot fail");
+    }
+}
+
+pub(super) fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(text: &str, quotes: bool) -> String {
+        let mut out = Vec::new();
+        escape_into(&mut out, text, quotes);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escaped(r#"a\b"c"#, true), r#"a\\b\"c"#);
+        assert_eq!(escaped("line\nbreak", true), r"line\nbreak");
+        assert_eq!(escaped(r#"say "hi""#, false), r#"say "hi""#);
+        assert_eq!(escaped(r"\\", true), r"\\\\");
+        assert_eq!(escaped("🐋 ünï", true), "🐋 ünï");
+    }
+
+    #[test]
+    fn floats_and_integers() {
+        let f = |v| {
+            let mut out = Vec::new();
+            write_f64(&mut out, v);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(f(1.0), "1.0");
+        assert_eq!(f(0.1), "0.1");
+        assert_eq!(f(f64::INFINITY), "+Inf");
+        assert_eq!(f(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(1e-7).parse::<f64>().unwrap(), 1e-7);
+        let mut out = Vec::new();
+        for v in [0, 7, 10, u64::MAX] {
+            out.clear();
+            write_u64(&mut out, v);
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), v.to_string());
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! Per-thread histogram storage and the merge-on-read protocol.
+//!
+//! # Protocol
+//!
+//! A histogram series owns one lazily allocated [`ThreadHistogram`] per
+//! thread slot (see [`thread_slot`](crate::thread_slot)), plus one shared
+//! `ThreadHistogram` for threads beyond the owned slots. Each holds:
+//!
+//! * exact classic-bucket counts (`u64`), whose total is the exact `_count`;
+//! * the exact `_sum`, minimum and maximum as `f64` bit patterns;
+//! * 2,688 HDR counts (`u32`, see [`layout`](super::layout)) for quantiles.
+//!
+//! **Writers.** The owner of a slot is its only writer and updates every
+//! field with `Relaxed` load + store. Threads on the shared histogram use
+//! `fetch_add` and compare-exchange loops. Nothing on this path locks, except
+//! the one case below that happens once per 4,294,967,295 records into the
+//! same HDR count.
+//!
+//! **Publication.** A slot starts as a null pointer. Its first writer
+//! allocates the `ThreadHistogram` and publishes it with a compare-exchange
+//! (`AcqRel`); readers load the pointer with `Acquire`, so they see a fully
+//! initialised value. Pointers are freed only when the series is dropped,
+//! which needs exclusive access, so a reader's reference never dangles.
+//!
+//! **Saturation.** An HDR count that would pass `u32::MAX` is moved into the
+//! series' `spill` histogram (an `hdrhistogram::Histogram<u64>`) under the
+//! spill mutex and reset to zero, in one critical section. Quantile readers
+//! hold the same mutex while they merge, so they never see a count both in
+//! the slot and in the spill, nor in neither. Exact counts, sum, min and max
+//! are `u64`/`f64` and never spill.
+//!
+//! **Readers.** Exact reads (`read_exact`) take no lock: they sum bucket
+//! counts over all slots with `Relaxed` loads. Every count only grows, so the
+//! same guarantees as for counters hold: a read sees every record that
+//! happened before it, and counts never go backwards between two reads. A
+//! read racing a record may see its bucket count before its sum; the next
+//! read sees both.
+
+use hdrhistogram::Histogram as HdrHistogram;
+
+use super::layout;
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Mutex, Ordering::*};
+use crate::thread_slot;
+
+/// A histogram series' per-thread storage (see the module docs).
+pub struct HistogramStorage {
+    bounds: std::sync::Arc<[f64]>,
+    /// Observations are divided by this before HDR indexing.
+    resolution: f64,
+    inv_resolution: f64,
+    /// Owned slots followed by the shared slot (the last one).
+    slots: Box<[AtomicPtr<ThreadHistogram>]>,
+    spill: Mutex<Option<Box<HdrHistogram<u64>>>>,
+    /// NaN observations that were dropped.
+    invalid: AtomicU64,
+}
+
+pub(crate) struct ThreadHistogram {
+    buckets: Box<[AtomicU64]>,
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+    hdr: Box<[AtomicU32]>,
+}
+
+impl ThreadHistogram {
+    fn new(bucket_count: usize) -> Self {
+        ThreadHistogram {
+            buckets: (0..bucket_count).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0f64.to_bits()),
+            min: AtomicU64::new(f64::INFINITY.to_bits()),
+            max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
+            hdr: (0..layout::LEN).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + std::mem::size_of_val(&*self.buckets)
+            + std::mem::size_of_val(&*self.hdr)
+    }
+}
+
+/// Adds `value` to an `f64` held as bits, with a compare-exchange loop.
+fn shared_update_f64(cell: &AtomicU64, update: impl Fn(f64) -> Option<f64>) {
+    let mut current = cell.load(Relaxed);
+    while let Some(next) = update(f64::from_bits(current)) {
+        match cell.compare_exchange_weak(current, next.to_bits(), Relaxed, Relaxed) {
+            Ok(_) => return,
+            Err(seen) => current = seen,
+        }
+    }
+}
+
+/// An exact read of a histogram: per-bucket counts, sum, min and max.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramValue {
+    pub(crate) bounds: std::sync::Arc<[f64]>,
+    pub(crate) counts: Vec<u64>,
+    pub(crate) sum: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl HistogramValue {
+    pub(crate) fn empty() -> Self {
+        HistogramValue {
+            bounds: std::sync::Arc::from([]),
+            counts: vec![0],
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    /// The finite bucket boundaries (the `+Inf` bucket follows them).
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+
+    /// Observations per bucket (not cumulative); one more entry than
+    /// [`bounds`](Self::bounds): the last is the `+Inf` bucket.
+    pub fn bucket_counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// `(upper bound, cumulative count)` pairs as Prometheus exposes them,
+    /// ending with `(+Inf, count)`.
+    pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
+        bounds.zip(self.counts.iter().scan(0u64, |acc, c| {
+            *acc = acc.wrapping_add(*c);
+            Some(*acc)
+        }))
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().fold(0, |a, c| a.wrapping_add(*c))
+    }
+
+    /// Sum of observations.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// Smallest observation, `None` before the first.
+    pub fn min(&self) -> Option<f64> {
+        (self.count() > 0).then_some(self.min)
+    }
+
+    /// Largest observation, `None` before the first.
+    pub fn max(&self) -> Option<f64> {
+        (self.count() > 0).then_some(self.max)
+    }
+}
+
+/// Merged HDR data of a histogram, for quantiles.
+///
+/// ```
+/// use beluga_metrics::{Buckets, Opts, Registry, Unit};
+/// let registry = Registry::new();
+/// let latency = registry
+///     .histogram(Opts::new("latency_seconds", "Latency.").unit(Unit::SECONDS), Buckets::default())
+///     .unwrap();
+/// for ms in 1..=100 {
+///     latency.record(ms as f64 / 1000.0);
+/// }
+/// let q = latency.quantiles();
+/// assert!((q.quantile(0.5) - 0.050).abs() < 0.001);
+/// assert_eq!(q.max(), 0.1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Quantiles {
+    merged: HdrHistogram<u64>,
+    resolution: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Quantiles {
+    /// The value below which a fraction `q` (0.0 to 1.0) of observations
+    /// fall, within 1 % of the true value (exact at 0.0 and 1.0, which are
+    /// the minimum and maximum). 0.0 when nothing was recorded.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.merged.is_empty() {
+            return 0.0;
+        }
+        if q <= 0.0 {
+            return self.min;
+        }
+        if q >= 1.0 {
+            return self.max;
+        }
+        let scaled = self.merged.value_at_quantile(q) as f64 * self.resolution;
+        scaled.clamp(self.min, self.max)
+    }
+
+    /// Median.
+    pub fn p50(&self) -> f64 {
+        self.quantile(0.5)
+    }
+
+    /// 95th percentile.
+    pub fn p95(&self) -> f64 {
+        self.quantile(0.95)
+    }
+
+    /// 99th percentile.
+    pub fn p99(&self) -> f64 {
+        self.quantile(0.99)
+    }
+
+    /// Largest observation (exact), 0.0 when nothing was recorded.
+    pub fn max(&self) -> f64 {
+        if self.merged.is_empty() {
+            0.0
+        } else {
+            self.max
+        }
+    }
+
+    /// Number of observations merged.
+    pub fn count(&self) -> u64 {
+        self.merged.len()
+    }
+
+    /// The merged `hdrhistogram`, in units of [`resolution`](Self::resolution).
+    pub fn hdr(&self) -> &HdrHistogram<u64> {
+        &self.merged
+    }
+
+    /// The value of one HDR unit: multiply HDR values by it.
+    pub fn resolution(&self) -> f64 {
+        self.resolution
+    }
+}
+
+impl HistogramStorage {
+    /// Storage for `bounds`, tracking quantiles up to `highest` (larger
+    /// values are counted exactly but clamp in quantiles).
+    pub(crate) fn new(bounds: std::sync::Arc<[f64]>) -> Self {
+        Self::with_owned(bounds, thread_slot::shard_count())
+    }
+
+    pub(crate) fn with_owned(bounds: std::sync::Arc<[f64]>, owned: usize) -> Self {
+        // Track quantiles up to twice the last boundary, at the resolution
+        // that fits that range into 2^27 units (1.2 µs for the GenAI duration
+        // buckets, 1 token for the GenAI token buckets).
+        let highest = bounds.last().copied().filter(|b| *b > 0.0).unwrap_or(1.0) * 2.0;
+        let resolution = highest / layout::HIGHEST as f64;
+        HistogramStorage {
+            bounds,
+            resolution,
+            inv_resolution: 1.0 / resolution,
+            slots: (0..=owned).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+            spill: Mutex::new(None),
+            invalid: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn bounds(&self) -> &std::sync::Arc<[f64]> {
+        &self.bounds
+    }
+
+    pub(crate) fn invalid_count(&self) -> u64 {
+        self.invalid.load(Relaxed)
+    }
+
+    /// Heap bytes one recording thread adds to a series with these buckets.
+    pub(crate) fn per_thread_bytes(bucket_count: usize) -> usize {
+        ThreadHistogram::new(bucket_count).heap_bytes()
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, value: f64) {
+        self.record_at(thread_slot::current(), value);
+    }
+
+    #[inline]
+    pub(crate) fn record_at(&self, slot: u32, value: f64) {
+        if value.is_nan() {
+            self.invalid.fetch_add(1, Relaxed);
+            return;
+        }
+        let owned = self.slots.len() - 1;
+        let slot = slot as usize;
+        let bucket = super::Buckets::index_of(&self.bounds, value);
+        // `as` saturates: negatives go to 0, huge values to u64::MAX (clamped).
+        let hdr_index = layout::index_of((value * self.inv_resolution) as u64);
+        if slot < owned {
+            let thread = self.thread_histogram(slot);
+            let count = &thread.buckets[bucket];
+            count.store(count.load(Relaxed) + 1, Relaxed);
+            let sum = f64::from_bits(thread.sum.load(Relaxed)) + value;
+            thread.sum.store(sum.to_bits(), Relaxed);
+            if value < f64::from_bits(thread.min.load(Relaxed)) {
+                thread.min.store(value.to_bits(), Relaxed);
+            }
+            if value > f64::from_bits(thread.max.load(Relaxed)) {
+                thread.max.store(value.to_bits(), Relaxed);
+            }
+            let hdr = &thread.hdr[hdr_index];
+            let n = hdr.load(Relaxed);
+            if n != u32::MAX {
+                hdr.store(n + 1, Relaxed);
+            } else {
+                self.spill_saturated(hdr_index, hdr);
+            }
+        } else {
+            let thread = self.thread_histogram(owned);
+            thread.buckets[bucket].fetch_add(1, Relaxed);
+            shared_update_f64(&thread.sum, |s| Some(s + value));
+            shared_update_f64(&thread.min, |m| (value < m).then_some(value));
+            shared_update_f64(&thread.max, |m| (value > m).then_some(value));
+            let hdr = &thread.hdr[hdr_index];
+            let mut n = hdr.load(Relaxed);
+            loop {
+                if n == u32::MAX {
+                    self.spill_saturated(hdr_index, hdr);
+                    return;
+                }
+                match hdr.compare_exchange_weak(n, n + 1, Relaxed, Relaxed) {
+                    Ok(_) => return,
+                    Err(seen) => n = seen,
+                }
+            }
+        }
+    }
+
+    /// Moves a saturated HDR count plus the record that overflowed it into
+    /// the spill histogram.
+    #[cold]
+    fn spill_saturated(&self, index: usize, count: &AtomicU32) {
+        let mut spill = self.spill.lock();
+        // Only shared-slot writers can race here; whoever resets wins.
+        if count
+            .compare_exchange(u32::MAX, 0, Relaxed, Relaxed)
+            .is_err()
+        {
+            drop(spill);
+            count.fetch_add(1, Relaxed);
+            return;
+        }
+        let target = spill.get_or_insert_with(|| Box::new(layout::new_merge_target()));
+        let _ = target.record_n(layout::value_at(index), u64::from(u32::MAX) + 1);
+    }
+
+    #[inline]
+    fn thread_histogram(&self, index: usize) -> &ThreadHistogram {
+        let ptr = self.slots[index].load(Acquire);
+        if ptr.is_null() {
+            return self.allocate(index);
+        }
+        // SAFETY: non-null pointers in `slots` come from `Box::into_raw` in
+        // `allocate`, published with a release compare-exchange that our
+        // acquire load synchronises with, and are freed only in `Drop`, which
+        // cannot run while `&self` is borrowed.
+        unsafe { &*ptr }
+    }
+
+    #[cold]
+    fn allocate(&self, index: usize) -> &ThreadHistogram {
+        let fresh = Box::into_raw(Box::new(ThreadHistogram::new(self.bounds.len() + 1)));
+        let published = match self.slots[index].compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            AcqRel,
+            Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` came from `Box::into_raw` above and was never
+                // published, so we still own it.
+                drop(unsafe { Box::from_raw(fresh) });
+                winner
+            }
+        };
+        // SAFETY: as in `thread_histogram`: published, and freed only in Drop.
+        unsafe { &*published }
+    }
+
+    fn threads(&self) -> impl Iterator<Item = &ThreadHistogram> {
+        self.slots.iter().filter_map(|slot| {
+            let ptr = slot.load(Acquire);
+            // SAFETY: as in `thread_histogram`.
+            (!ptr.is_null()).then(|| unsafe { &*ptr })
+        })
+    }
+
+    /// Exact counts, sum, min and max, summed over every thread; no lock.
+    pub(crate) fn read_exact(&self, out: &mut HistogramValue) {
+        if !std::sync::Arc::ptr_eq(&out.bounds, &self.bounds) {
+            out.bounds = self.bounds.clone();
+        }
+        out.counts.clear();
+        out.counts.resize(self.bounds.len() + 1, 0);
+        out.sum = 0.0;
+        out.min = f64::INFINITY;
+        out.max = f64::NEG_INFINITY;
+        for thread in self.threads() {
+            for (total, count) in out.counts.iter_mut().zip(thread.buckets.iter()) {
+                *total = total.wrapping_add(count.load(Relaxed));
+            }
+            out.sum += f64::from_bits(thread.sum.load(Relaxed));
+            out.min = out.min.min(f64::from_bits(thread.min.load(Relaxed)));
+            out.max = out.max.max(f64::from_bits(thread.max.load(Relaxed)));
+        }
+    }
+
+    /// Every thread's HDR counts merged into one `hdrhistogram`.
+    pub(crate) fn quantiles(&self) -> Quantiles {
+        let spill = self.spill.lock();
+        let mut merged = match spill.as_deref() {
+            Some(spilled) => spilled.clone(),
+            None => layout::new_merge_target(),
+        };
+        for thread in self.threads() {
+            for (index, count) in thread.hdr.iter().enumerate() {
+                let count = count.load(Relaxed);
+                if count > 0 {
+                    let _ = merged.record_n(layout::value_at(index), u64::from(count));
+                }
+            }
+        }
+        drop(spill);
+        let mut exact = HistogramValue::empty();
+        self.read_exact(&mut exact);
+        Quantiles {
+            merged,
+            resolution: self.resolution,
+            min: exact.min,
+            max: exact.max,
+        }
+    }
+}
+
+impl Drop for HistogramStorage {
+    fn drop(&mut self) {
+        for slot in self.slots.iter() {
+            let ptr = slot.load(Acquire);
+            if !ptr.is_null() {
+                // SAFETY: `&mut self` means no reader or writer is left, and
+                // every non-null pointer came from `Box::into_raw`.
+                drop(unsafe { Box::from_raw(ptr) });
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn storage(owned: usize) -> HistogramStorage {
+        HistogramStorage::with_owned(std::sync::Arc::from([1.0, 2.0, 4.0]), owned)
+    }
+
+    #[test]
+    fn owned_and_shared_slots_merge_exactly() {
+        let h = storage(2);
+        for (slot, value) in [(0, 1.0), (1, 2.0), (1, 3.0), (7, 8.0), (7, -1.0)] {
+            h.record_at(slot, value);
+        }
+        let mut v = HistogramValue::empty();
+        h.read_exact(&mut v);
+        assert_eq!(v.bucket_counts(), &[2, 1, 1, 1]);
+        assert_eq!(v.count(), 5);
+        assert_eq!(v.sum(), 13.0);
+        assert_eq!((v.min(), v.max()), (Some(-1.0), Some(8.0)));
+        let cumulative: Vec<_> = v.cumulative().collect();
+        assert_eq!(cumulative.last(), Some(&(f64::INFINITY, 5)));
+    }
+
+    #[test]
+    fn nan_is_dropped_and_counted() {
+        let h = storage(2);
+        h.record_at(0, f64::NAN);
+        let mut v = HistogramValue::empty();
+        h.read_exact(&mut v);
+        assert_eq!((v.count(), h.invalid_count()), (0, 1));
+    }
+
+    #[test]
+    fn saturated_hdr_counts_spill_without_loss() {
+        let h = storage(1);
+        h.record_at(0, 1.5); // allocates slot 0
+        h.record_at(3, 1.5); // allocates the shared slot
+        let index = layout::index_of((1.5 * h.inv_resolution) as u64);
+        for slot in [0, 1] {
+            let thread = h.thread_histogram(slot);
+            thread.hdr[index].store(u32::MAX, Relaxed);
+        }
+        h.record_at(0, 1.5);
+        h.record_at(3, 1.5);
+        let q = h.quantiles();
+        // Two slots at u32::MAX plus one more record each.
+        assert_eq!(q.count(), 2 * (u64::from(u32::MAX) + 1));
+        assert!((q.quantile(0.5) - 1.5).abs() < 0.02);
+    }
+
+    #[test]
+    fn per_thread_memory_fits_in_16_kib() {
+        let bytes = HistogramStorage::per_thread_bytes(15);
+        assert!(bytes <= 16 * 1024, "{bytes} bytes per thread");
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// An owner and a shared-slot writer record while a reader reads twice:
+    /// counts never go backwards, and after the joins the read is complete.
+    #[test]
+    fn merge_on_read_is_monotonic_and_complete() {
+        loom::model(|| {
+            let h = Arc::new(HistogramStorage::with_owned(std::sync::Arc::from([1.0]), 1));
+            let writers: Vec<_> = [0u32, 5]
+                .into_iter()
+                .map(|slot| {
+                    let h = h.clone();
+                    loom::thread::spawn(move || {
+                        h.record_at(slot, 0.5);
+                        h.record_at(slot, 2.0);
+                    })
+                })
+                .collect();
+            let mut first = HistogramValue::empty();
+            let mut second = HistogramValue::empty();
+            h.read_exact(&mut first);
+            h.read_exact(&mut second);
+            for (a, b) in first.counts.iter().zip(&second.counts) {
+                assert!(b >= a);
+            }
+            for w in writers {
+                w.join().unwrap();
+            }
+            let mut last = HistogramValue::empty();
+            h.read_exact(&mut last);
+            assert_eq!(last.bucket_counts(), &[2, 2]);
+            assert_eq!(last.sum(), 5.0);
+        });
+    }
+}

@@ -1,0 +1,268 @@
+//! Counter, float counter and gauge handles.
+
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+
+use crate::desc::MetricType;
+use crate::error::ValueError;
+use crate::family::{sealed::Sealed, Series};
+use crate::histogram::storage::HistogramStorage;
+use crate::histogram::{Histogram, HistogramValue};
+use crate::shards::Shards;
+use crate::sync::{AtomicU64, Ordering::Relaxed};
+use crate::visit::Value;
+
+/// A handle to one monotonically increasing `u64` series. Cloning is cheap.
+///
+/// Increments go to a cache line owned by the calling thread: no locked
+/// instruction, no allocation, no hashing (see `docs/architecture.md`).
+///
+/// ```
+/// use beluga_metrics::{Opts, Registry};
+/// let registry = Registry::new();
+/// let calls = registry.counter(Opts::new("agent_tool_calls_total", "Tool calls made."))?;
+/// calls.inc();
+/// calls.add(2);
+/// assert_eq!(calls.get(), 3);
+/// # Ok::<(), beluga_metrics::RegistryError>(())
+/// ```
+#[derive(Clone)]
+pub struct Counter {
+    series: Arc<Series<Shards>>,
+}
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.series.storage.add_u64(1);
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.series.storage.add_u64(n);
+    }
+
+    /// The current total across all threads.
+    pub fn get(&self) -> u64 {
+        self.series.storage.sum_u64()
+    }
+}
+
+impl Sealed for Counter {
+    type Storage = Shards;
+    const TYPE: MetricType = MetricType::Counter;
+    fn new_storage(_: Option<&Arc<[f64]>>) -> Shards {
+        Shards::new(0)
+    }
+    fn from_series(series: Arc<Series<Shards>>) -> Self {
+        Counter { series }
+    }
+    fn series(&self) -> &Arc<Series<Shards>> {
+        &self.series
+    }
+    fn read<'a>(storage: &Shards, _: &'a mut HistogramValue) -> Value<'a> {
+        Value::Counter(storage.sum_u64())
+    }
+}
+
+/// Storage of a float counter: sharded sums plus refused values.
+pub struct FloatCounterStorage {
+    shards: Shards,
+    invalid: AtomicU64,
+}
+
+/// A handle to one monotonically increasing `f64` series, for amounts such
+/// as cost in US dollars. Cloning is cheap.
+///
+/// ```
+/// use beluga_metrics::{Opts, Registry, Unit};
+/// let registry = Registry::new();
+/// let cost = registry.float_counter(
+///     Opts::new("agent_llm_cost_usd_total", "LLM spend.").unit(Unit::USD),
+/// )?;
+/// cost.add(0.25);
+/// cost.add(0.5);
+/// assert_eq!(cost.get(), 0.75);
+/// # Ok::<(), beluga_metrics::RegistryError>(())
+/// ```
+#[derive(Clone)]
+pub struct FloatCounter {
+    series: Arc<Series<FloatCounterStorage>>,
+}
+
+impl FloatCounter {
+    /// Adds `amount`. A negative, infinite or NaN amount is dropped and
+    /// counted in the `beluga_invalid_values_total` self-metric.
+    #[inline]
+    pub fn add(&self, amount: f64) {
+        if self.try_add(amount).is_err() {
+            self.series.storage.invalid.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Adds `amount`, or says why it cannot.
+    ///
+    /// ```
+    /// # use beluga_metrics::{Opts, Registry, ValueError};
+    /// # let c = Registry::new().float_counter(Opts::new("spend_total", "Spend."))?;
+    /// assert_eq!(c.try_add(-1.0), Err(ValueError::NotMonotonic));
+    /// assert_eq!(c.try_add(f64::NAN), Err(ValueError::NaN));
+    /// # Ok::<(), beluga_metrics::RegistryError>(())
+    /// ```
+    #[inline]
+    pub fn try_add(&self, amount: f64) -> Result<(), ValueError> {
+        if amount.is_nan() {
+            return Err(ValueError::NaN);
+        }
+        if !(0.0..f64::INFINITY).contains(&amount) {
+            return Err(ValueError::NotMonotonic);
+        }
+        self.series.storage.shards.add_f64(amount);
+        Ok(())
+    }
+
+    /// The current total across all threads.
+    pub fn get(&self) -> f64 {
+        self.series.storage.shards.sum_f64()
+    }
+}
+
+impl Sealed for FloatCounter {
+    type Storage = FloatCounterStorage;
+    const TYPE: MetricType = MetricType::Counter;
+    fn new_storage(_: Option<&Arc<[f64]>>) -> FloatCounterStorage {
+        FloatCounterStorage {
+            shards: Shards::new(0f64.to_bits()),
+            invalid: AtomicU64::new(0),
+        }
+    }
+    fn from_series(series: Arc<Series<FloatCounterStorage>>) -> Self {
+        FloatCounter { series }
+    }
+    fn series(&self) -> &Arc<Series<FloatCounterStorage>> {
+        &self.series
+    }
+    fn read<'a>(storage: &FloatCounterStorage, _: &'a mut HistogramValue) -> Value<'a> {
+        Value::FloatCounter(storage.shards.sum_f64())
+    }
+    const REFUSES_VALUES: bool = true;
+    fn invalid_values(storage: &FloatCounterStorage) -> u64 {
+        storage.invalid.load(Relaxed)
+    }
+}
+
+/// A handle to one series that goes up and down. Cloning is cheap.
+///
+/// `set` is a single store; `add`/`sub` are a compare-exchange loop on one
+/// cache-padded word, so heavily contended gauges cost more than counters.
+/// NaN is a valid gauge value and is exposed as `NaN`.
+///
+/// ```
+/// use beluga_metrics::{Opts, Registry};
+/// let registry = Registry::new();
+/// let active = registry.gauge(Opts::new("agent_active_sessions", "Open sessions."))?;
+/// active.inc();
+/// active.inc();
+/// active.dec();
+/// active.add(2.5);
+/// assert_eq!(active.get(), 3.5);
+/// active.set(0.0);
+/// assert_eq!(active.get(), 0.0);
+/// # Ok::<(), beluga_metrics::RegistryError>(())
+/// ```
+#[derive(Clone)]
+pub struct Gauge {
+    series: Arc<Series<CachePadded<AtomicU64>>>,
+}
+
+impl Gauge {
+    /// Sets the value.
+    #[inline]
+    pub fn set(&self, value: f64) {
+        self.series.storage.store(value.to_bits(), Relaxed);
+    }
+
+    /// Adds `delta` (which may be negative).
+    #[inline]
+    pub fn add(&self, delta: f64) {
+        let cell = &self.series.storage;
+        let mut current = cell.load(Relaxed);
+        loop {
+            let next = (f64::from_bits(current) + delta).to_bits();
+            match cell.compare_exchange_weak(current, next, Relaxed, Relaxed) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Subtracts `delta`.
+    #[inline]
+    pub fn sub(&self, delta: f64) {
+        self.add(-delta);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1.0);
+    }
+
+    /// Subtracts one.
+    #[inline]
+    pub fn dec(&self) {
+        self.add(-1.0);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.series.storage.load(Relaxed))
+    }
+}
+
+impl Sealed for Gauge {
+    type Storage = CachePadded<AtomicU64>;
+    const TYPE: MetricType = MetricType::Gauge;
+    fn new_storage(_: Option<&Arc<[f64]>>) -> Self::Storage {
+        CachePadded::new(AtomicU64::new(0f64.to_bits()))
+    }
+    fn from_series(series: Arc<Series<Self::Storage>>) -> Self {
+        Gauge { series }
+    }
+    fn series(&self) -> &Arc<Series<Self::Storage>> {
+        &self.series
+    }
+    fn read<'a>(storage: &Self::Storage, _: &'a mut HistogramValue) -> Value<'a> {
+        Value::Gauge(f64::from_bits(storage.load(Relaxed)))
+    }
+}
+
+impl Sealed for Histogram {
+    type Storage = HistogramStorage;
+    const TYPE: MetricType = MetricType::Histogram;
+    fn new_storage(buckets: Option<&Arc<[f64]>>) -> HistogramStorage {
+        HistogramStorage::new(buckets.cloned().unwrap_or_else(|| Arc::from([])))
+    }
+    fn from_series(series: Arc<Series<HistogramStorage>>) -> Self {
+        Histogram { series }
+    }
+    fn series(&self) -> &Arc<Series<HistogramStorage>> {
+        &self.series
+    }
+    fn read<'a>(storage: &HistogramStorage, scratch: &'a mut HistogramValue) -> Value<'a> {
+        storage.read_exact(scratch);
+        Value::Histogram(scratch)
+    }
+    const REFUSES_VALUES: bool = true;
+    fn invalid_values(storage: &HistogramStorage) -> u64 {
+        storage.invalid_count()
+    }
+}
+
+/// Heap bytes one counter series costs on this machine (its padded shards).
+pub(crate) fn counter_series_bytes() -> usize {
+    Shards::new(0).heap_bytes() + std::mem::size_of::<Series<Shards>>()
+}

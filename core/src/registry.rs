@@ -1,0 +1,389 @@
+//! The registry: where metrics are defined, checked and found for export.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+use crate::desc::{Descriptor, MetricType, Opts};
+use crate::error::RegistryError;
+use crate::family::{ErasedFamily, Family, Metric, DEFAULT_CARDINALITY_LIMIT};
+use crate::histogram::{Buckets, Histogram, HistogramValue};
+use crate::metrics::{Counter, FloatCounter, Gauge};
+use crate::name::{check_label_name, check_metric_name};
+use crate::visit::{Labels, Value, Visitor};
+
+/// Family name of the self-metric counting label sets sent to overflow.
+pub const OVERFLOW_METRIC: &str = "beluga_cardinality_overflow";
+/// Family name of the self-metric counting dropped values (NaN, negative increments).
+pub const INVALID_VALUES_METRIC: &str = "beluga_invalid_values";
+
+/// A set of metric families, exported together.
+///
+/// Cloning a `Registry` is cheap and gives another handle to the same set.
+/// Use [`Registry::global`] for one process-wide registry, or create your
+/// own (tests, libraries, several endpoints).
+///
+/// Registering the same name again with the same definition returns the
+/// same metric; any other reuse of a name, or a name that would collide in
+/// the exposition, is a [`RegistryError`].
+///
+/// ```
+/// use beluga_metrics::{Format, Opts, Registry, RegistryError};
+/// let registry = Registry::new();
+/// let a = registry.counter(Opts::new("jobs_total", "Jobs run."))?;
+/// let b = registry.counter(Opts::new("jobs_total", "Jobs run."))?;
+/// a.inc();
+/// assert_eq!(b.get(), 1); // the same metric
+///
+/// let reuse = registry.gauge(Opts::new("jobs", "A gauge."));
+/// assert!(matches!(reuse, Err(RegistryError::Conflict { differs_in: "type", .. })));
+///
+/// // A histogram `wait` writes `wait_count`, so no counter may be called that.
+/// registry.histogram(Opts::new("wait", "Waits."), beluga_metrics::Buckets::default())?;
+/// let clash = registry.counter(Opts::new("wait_count", "A counter."));
+/// assert!(matches!(clash, Err(RegistryError::NameCollision { .. })));
+///
+/// assert!(registry.encode(Format::PrometheusText).contains("jobs_total 1\n"));
+/// # Ok::<(), RegistryError>(())
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<RegistryInner>,
+}
+
+struct RegistryInner {
+    default_limit: usize,
+    state: RwLock<RegistryState>,
+    self_metrics: [Descriptor; 2],
+}
+
+#[derive(Default)]
+struct RegistryState {
+    families: BTreeMap<Arc<str>, Arc<dyn ErasedFamily>>,
+    /// Every name some family writes into an exposition -> that family.
+    exposed: HashMap<String, Arc<str>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.state.read();
+        f.debug_struct("Registry")
+            .field("families", &state.families.keys().collect::<Vec<_>>())
+            .field("default_cardinality_limit", &self.inner.default_limit)
+            .finish()
+    }
+}
+
+fn self_metric(name: &str, help: &str) -> Descriptor {
+    Descriptor {
+        name: name.into(),
+        help: help.into(),
+        unit: crate::Unit::NONE,
+        metric_type: MetricType::Counter,
+        label_names: Arc::from([Box::from("metric")]),
+    }
+}
+
+impl Registry {
+    /// An empty registry with the default cardinality limit (2000 label
+    /// sets per family).
+    pub fn new() -> Registry {
+        Registry::with_cardinality_limit(DEFAULT_CARDINALITY_LIMIT)
+    }
+
+    /// An empty registry whose families keep at most `limit` label sets
+    /// each, unless their [`Opts::cardinality_limit`] says otherwise.
+    ///
+    /// ```
+    /// use beluga_metrics::{Opts, Registry};
+    /// let registry = Registry::with_cardinality_limit(2);
+    /// let users = registry.counter_family(Opts::new("logins_total", "Logins.").labels(["user"]))?;
+    /// for user in ["ann", "bob", "cid", "dan"] {
+    ///     users.with_labels(&[user])?.inc();
+    /// }
+    /// assert_eq!(users.len(), 2);
+    /// assert_eq!(users.refused_label_sets(), 2);
+    /// let text = registry.encode(beluga_metrics::Format::PrometheusText);
+    /// assert!(text.contains("logins_total{otel_metric_overflow=\"true\"} 2\n"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_cardinality_limit(limit: usize) -> Registry {
+        let mut state = RegistryState::default();
+        let self_metrics = [
+            self_metric(
+                OVERFLOW_METRIC,
+                "Lookups of new label sets sent to the overflow series because the family reached its cardinality limit.",
+            ),
+            self_metric(
+                INVALID_VALUES_METRIC,
+                "Recorded values dropped because they were NaN, negative or infinite increments.",
+            ),
+        ];
+        for desc in &self_metrics {
+            for exposed in desc.exposed_names() {
+                state.exposed.insert(exposed, desc.name.clone());
+            }
+        }
+        Registry {
+            inner: Arc::new(RegistryInner {
+                default_limit: limit,
+                state: RwLock::new(state),
+                self_metrics,
+            }),
+        }
+    }
+
+    /// The process-wide registry, created on first use.
+    ///
+    /// ```
+    /// use beluga_metrics::{Opts, Registry};
+    /// let starts = Registry::global().counter(Opts::new("doc_global_starts_total", "Starts."))?;
+    /// starts.inc();
+    /// # Ok::<(), beluga_metrics::RegistryError>(())
+    /// ```
+    pub fn global() -> &'static Registry {
+        static GLOBAL: OnceLock<Registry> = OnceLock::new();
+        GLOBAL.get_or_init(Registry::new)
+    }
+
+    /// Registers (or finds) an unlabelled `u64` counter.
+    pub fn counter(&self, opts: Opts) -> Result<Counter, RegistryError> {
+        self.unlabelled::<Counter>(opts, None)
+    }
+
+    /// Registers (or finds) a labelled family of `u64` counters.
+    pub fn counter_family(&self, opts: Opts) -> Result<Family<Counter>, RegistryError> {
+        self.register(opts, None)
+    }
+
+    /// Registers (or finds) an unlabelled `f64` counter.
+    pub fn float_counter(&self, opts: Opts) -> Result<FloatCounter, RegistryError> {
+        self.unlabelled::<FloatCounter>(opts, None)
+    }
+
+    /// Registers (or finds) a labelled family of `f64` counters.
+    pub fn float_counter_family(
+        &self,
+        opts: Opts,
+    ) -> Result<Family<FloatCounter>, RegistryError> {
+        self.register(opts, None)
+    }
+
+    /// Registers (or finds) an unlabelled gauge.
+    pub fn gauge(&self, opts: Opts) -> Result<Gauge, RegistryError> {
+        self.unlabelled::<Gauge>(opts, None)
+    }
+
+    /// Registers (or finds) a labelled family of gauges.
+    pub fn gauge_family(&self, opts: Opts) -> Result<Family<Gauge>, RegistryError> {
+        self.register(opts, None)
+    }
+
+    /// Registers (or finds) an unlabelled histogram with these buckets.
+    pub fn histogram(&self, opts: Opts, buckets: Buckets) -> Result<Histogram, RegistryError> {
+        self.unlabelled::<Histogram>(opts, Some(buckets))
+    }
+
+    /// Registers (or finds) a labelled family of histograms with these buckets.
+    ///
+    /// ```
+    /// use beluga_metrics::{Buckets, Opts, Registry, Unit};
+    /// let registry = Registry::new();
+    /// let duration = registry.histogram_family(
+    ///     Opts::new("gen_ai_client_operation_duration_seconds", "LLM call duration.")
+    ///         .unit(Unit::SECONDS)
+    ///         .labels(["gen_ai_request_model"]),
+    ///     Buckets::gen_ai_operation_duration(),
+    /// )?;
+    /// duration.with_labels(&["gpt-4o"])?.record(0.8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn histogram_family(
+        &self,
+        opts: Opts,
+        buckets: Buckets,
+    ) -> Result<Family<Histogram>, RegistryError> {
+        self.register(opts, Some(buckets))
+    }
+
+    fn unlabelled<M: Metric>(&self, opts: Opts, buckets: Option<Buckets>) -> Result<M, RegistryError> {
+        if !opts.label_names.is_empty() {
+            return Err(RegistryError::UnexpectedLabels { name: opts.name });
+        }
+        let family = self.register::<M>(opts, buckets)?;
+        let no_labels: [&str; 0] = [];
+        Ok(family
+            .with_labels(&no_labels)
+            .expect("an unlabelled family takes zero label values"))
+    }
+
+    fn register<M: Metric>(
+        &self,
+        opts: Opts,
+        buckets: Option<Buckets>,
+    ) -> Result<Family<M>, RegistryError> {
+        let descriptor = Self::describe::<M>(&opts)?;
+        if let Some(buckets) = &buckets {
+            buckets.check().map_err(|reason| RegistryError::InvalidBuckets {
+                metric: opts.name.clone(),
+                reason,
+            })?;
+        }
+        let bounds = buckets.map(|b| b.shared());
+        let mut state = self.inner.state.write();
+        if let Some(existing) = state.families.get(&descriptor.name) {
+            let differs_in = if existing.descriptor().metric_type != descriptor.metric_type {
+                Some("type")
+            } else if existing.descriptor().help != descriptor.help {
+                Some("help text")
+            } else if existing.descriptor().unit != descriptor.unit {
+                Some("unit")
+            } else if existing.descriptor().label_names != descriptor.label_names {
+                Some("label names")
+            } else if existing.buckets().map(|b| &**b) != bounds.as_deref() {
+                Some("bucket boundaries")
+            } else {
+                None
+            };
+            if let Some(differs_in) = differs_in {
+                return Err(RegistryError::Conflict {
+                    name: opts.name,
+                    differs_in,
+                });
+            }
+            return match existing.clone().into_any().downcast() {
+                Ok(inner) => Ok(Family { inner }),
+                Err(_) => Err(RegistryError::Conflict {
+                    name: opts.name,
+                    differs_in: "value type (integer vs floating-point counter)",
+                }),
+            };
+        }
+        let exposed = descriptor.exposed_names();
+        if let Some((clashing, owner)) = exposed
+            .iter()
+            .find_map(|n| state.exposed.get(n).map(|owner| (n, owner)))
+        {
+            return Err(RegistryError::NameCollision {
+                name: opts.name,
+                clashing_name: clashing.clone(),
+                existing: owner.to_string(),
+            });
+        }
+        let limit = opts.cardinality_limit.unwrap_or(self.inner.default_limit);
+        let family = Family::<M>::new(descriptor, bounds, limit);
+        let name = family.inner.descriptor.name.clone();
+        for exposed in exposed {
+            state.exposed.insert(exposed, name.clone());
+        }
+        state
+            .families
+            .insert(name, family.inner.clone() as Arc<dyn ErasedFamily>);
+        Ok(family)
+    }
+
+    /// Checks the options and turns them into a descriptor.
+    fn describe<M: Metric>(opts: &Opts) -> Result<Descriptor, RegistryError> {
+        let invalid_name = |reason| RegistryError::InvalidMetricName {
+            name: opts.name.clone(),
+            reason,
+        };
+        check_metric_name(&opts.name).map_err(invalid_name)?;
+        let base = match M::TYPE {
+            MetricType::Counter => opts.name.strip_suffix("_total").unwrap_or(&opts.name),
+            _ if opts.name.ends_with("_total") => {
+                return Err(invalid_name(
+                    "the \"_total\" suffix is reserved for counters; drop it for gauges and histograms",
+                ))
+            }
+            _ => &opts.name,
+        };
+        check_metric_name(base).map_err(invalid_name)?;
+        if let Some(unit) = opts.unit.prometheus_suffix() {
+            let suffix = format!("_{unit}");
+            if !base.ends_with(&suffix) {
+                return Err(RegistryError::UnitNotInName {
+                    name: opts.name.clone(),
+                    expected_suffix: suffix,
+                });
+            }
+        }
+        for (i, label) in opts.label_names.iter().enumerate() {
+            let invalid_label = |reason| RegistryError::InvalidLabelName {
+                metric: opts.name.clone(),
+                label: label.clone(),
+                reason,
+            };
+            check_label_name(label, M::TYPE == MetricType::Histogram).map_err(invalid_label)?;
+            if opts.label_names[..i].contains(label) {
+                return Err(invalid_label("it appears twice"));
+            }
+        }
+        Ok(Descriptor {
+            name: base.into(),
+            help: opts.help.as_str().into(),
+            unit: opts.unit,
+            metric_type: M::TYPE,
+            label_names: opts.label_names.iter().map(|l| Box::from(l.as_str())).collect(),
+        })
+    }
+
+    /// Walks every family and series, in exposition order: families by
+    /// name, series in creation order, overflow series last, then the
+    /// registry's self-metrics.
+    pub fn visit(&self, visitor: &mut dyn Visitor) {
+        let mut scratch = HistogramValue::empty();
+        self.visit_with(visitor, &mut scratch);
+    }
+
+    pub(crate) fn visit_with(&self, visitor: &mut dyn Visitor, scratch: &mut HistogramValue) {
+        // Snapshot the family list so registration never waits on an encode.
+        let families: Vec<Arc<dyn ErasedFamily>> =
+            self.inner.state.read().families.values().cloned().collect();
+        let mut overflow = Vec::new();
+        let mut invalid = Vec::new();
+        for family in &families {
+            let desc = family.descriptor();
+            visitor.family(desc);
+            family.visit_series(scratch, &mut |labels, value| visitor.series(desc, labels, value));
+            if !desc.label_names.is_empty() {
+                overflow.push((desc.name.clone(), family.refused_label_sets()));
+            }
+            if family.refuses_values() {
+                invalid.push((desc.name.clone(), family.invalid_values()));
+            }
+        }
+        for (desc, rows) in self.inner.self_metrics.iter().zip([overflow, invalid]) {
+            if rows.is_empty() {
+                continue;
+            }
+            visitor.family(desc);
+            for (metric, count) in rows {
+                let value: [Box<str>; 1] = [Box::from(&*metric)];
+                visitor.series(desc, Labels::new(&desc.label_names, &value), Value::Counter(count));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Unit;
+
+    #[test]
+    fn same_definition_returns_the_same_metric() {
+        let r = Registry::new();
+        let a = r.histogram(Opts::new("h_seconds", "H.").unit(Unit::SECONDS), Buckets::default()).unwrap();
+        let b = r.histogram(Opts::new("h_seconds", "H.").unit(Unit::SECONDS), Buckets::default()).unwrap();
+        a.record(1.0);
+        assert_eq!(b.get().count(), 1);
+    }
+}

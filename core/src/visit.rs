@@ -1,0 +1,76 @@
+//! Reading a registry without parsing text: the visitor API that the
+//! Prometheus encoder and other exporters (OTLP) share.
+
+use crate::desc::Descriptor;
+use crate::histogram::HistogramValue;
+
+/// The labels of one series: names paired with values.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    names: &'a [Box<str>],
+    values: &'a [Box<str>],
+}
+
+impl<'a> Labels<'a> {
+    pub(crate) fn new(names: &'a [Box<str>], values: &'a [Box<str>]) -> Self {
+        Labels { names, values }
+    }
+
+    /// `(name, value)` pairs in the family's label order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let (names, values) = (self.names, self.values);
+        names.iter().zip(values.iter()).map(|(n, v)| (&**n, &**v))
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the series has no labels.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// The current value of one series.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    /// An integer counter's total.
+    Counter(u64),
+    /// A floating-point counter's total.
+    FloatCounter(f64),
+    /// A gauge's value.
+    Gauge(f64),
+    /// A histogram's exact buckets, sum and count.
+    Histogram(&'a HistogramValue),
+}
+
+/// Receives every family and series of a registry, in exposition order.
+///
+/// ```
+/// use beluga_metrics::{Descriptor, Labels, Opts, Registry, Value, Visitor};
+///
+/// struct Totals(Vec<(String, u64)>);
+/// impl Visitor for Totals {
+///     fn family(&mut self, _: &Descriptor) {}
+///     fn series(&mut self, family: &Descriptor, _: Labels<'_>, value: Value<'_>) {
+///         if let Value::Counter(n) = value {
+///             self.0.push((family.name().to_string(), n));
+///         }
+///     }
+/// }
+///
+/// let registry = Registry::new();
+/// registry.counter(Opts::new("requests_total", "Requests."))?.add(3);
+/// let mut totals = Totals(Vec::new());
+/// registry.visit(&mut totals);
+/// assert!(totals.0.contains(&("requests".to_string(), 3)));
+/// # Ok::<(), beluga_metrics::RegistryError>(())
+/// ```
+pub trait Visitor {
+    /// Called once per family, before its series.
+    fn family(&mut self, family: &Descriptor);
+    /// Called once per series of the family last announced.
+    fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>);
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what the tests need when it
+# is missing, then runs every check CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s ==\n' "$*"; }
+
+# Real Prometheus, promtool and Pushgateway (Debian packages).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-pushgateway >/dev/null 2>&1; then
+    say "installing prometheus and prometheus-pushgateway"
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        prometheus prometheus-pushgateway >/dev/null
+fi
+
+# A Python venv with opentelemetry-proto: an OTLP decoder we do not control.
+venv="$PWD/.venv"
+if ! "$venv/bin/python" -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' >/dev/null 2>&1; then
+    say "creating $venv with opentelemetry-proto"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q opentelemetry-proto
+fi
+export BELUGA_OTLP_PYTHON="$venv/bin/python"
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+say "cargo test"
+cargo test --workspace --all-features
+
+say "loom models (RUSTFLAGS=--cfg loom)"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test -p beluga-metrics --lib --release -- loom_models
+
+say "benchmarks, quick mode (they compile and run; numbers are not checked here)"
+BELUGA_BENCH_QUICK=1 cargo bench -p beluga-benches
+
+say "all checks passed"
