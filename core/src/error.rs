@@ -70,12 +70,19 @@ impl fmt::Display for RegistryError {
                 "invalid metric name {name:?}: {reason}; use letters, digits and underscores, \
                  not starting with a digit, e.g. \"agent_llm_calls_total\""
             ),
-            RegistryError::InvalidLabelName { metric, label, reason } => write!(
+            RegistryError::InvalidLabelName {
+                metric,
+                label,
+                reason,
+            } => write!(
                 f,
                 "invalid label name {label:?} on metric {metric:?}: {reason}; use letters, \
                  digits and underscores, not starting with a digit or \"__\""
             ),
-            RegistryError::UnitNotInName { name, expected_suffix } => write!(
+            RegistryError::UnitNotInName {
+                name,
+                expected_suffix,
+            } => write!(
                 f,
                 "metric {name:?} has a unit but its name does not end with {expected_suffix:?}; \
                  OpenMetrics requires the unit as the name's suffix, so rename it"
@@ -95,7 +102,11 @@ impl fmt::Display for RegistryError {
                 "metric {name:?} was given label names but registered as unlabelled; use the \
                  `_family` constructor (e.g. `counter_family`) for labelled metrics"
             ),
-            RegistryError::NameCollision { name, clashing_name, existing } => write!(
+            RegistryError::NameCollision {
+                name,
+                clashing_name,
+                existing,
+            } => write!(
                 f,
                 "metric {name:?} would expose the name {clashing_name:?}, which metric \
                  {existing:?} already exposes; pick a name that does not collide"
@@ -145,7 +156,11 @@ pub enum LabelError {
 impl fmt::Display for LabelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LabelError::CountMismatch { metric, expected, got } => write!(
+            LabelError::CountMismatch {
+                metric,
+                expected,
+                got,
+            } => write!(
                 f,
                 "metric {metric:?} has {expected} label name(s) but {got} value(s) were given; \
                  pass one value per label name, in registration order"
@@ -186,9 +201,9 @@ pub enum ValueError {
 impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ValueError::NaN => f.write_str(
-                "value is NaN; check the computation that produced it before recording",
-            ),
+            ValueError::NaN => {
+                f.write_str("value is NaN; check the computation that produced it before recording")
+            }
             ValueError::NotMonotonic => f.write_str(
                 "counters only go up by finite amounts; use a gauge for values that go down",
             ),

@@ -93,7 +93,10 @@ fn hash_values<S: AsRef<str>>(seed: u64, values: &[S]) -> u64 {
         h = mix(h, bytes.len() as u64);
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            h = mix(h, u64::from_le_bytes(chunk.try_into().expect("8-byte chunk")));
+            h = mix(
+                h,
+                u64::from_le_bytes(chunk.try_into().expect("8-byte chunk")),
+            );
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
@@ -107,7 +110,9 @@ fn hash_values<S: AsRef<str>>(seed: u64, values: &[S]) -> u64 {
 
 fn process_seed() -> u64 {
     static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x6265_6c75_6761u64))
+    *SEED.get_or_init(|| {
+        std::collections::hash_map::RandomState::new().hash_one(0x6265_6c75_6761u64)
+    })
 }
 
 struct Table<S> {
@@ -388,7 +393,10 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
         }
         if let Some(series) = self.overflow.get() {
             let names = OVERFLOW_NAMES.get_or_init(|| [Box::from(OVERFLOW_LABEL)]);
-            f(Labels::new(names, &series.label_values), M::read(&series.storage, scratch));
+            f(
+                Labels::new(names, &series.label_values),
+                M::read(&series.storage, scratch),
+            );
         }
     }
 
@@ -416,6 +424,16 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
     }
 }
 
+impl<M: Metric> std::fmt::Debug for Family<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Family")
+            .field("descriptor", &self.inner.descriptor)
+            .field("series", &self.len())
+            .field("cardinality_limit", &self.inner.limit)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,8 +441,14 @@ mod tests {
     #[test]
     fn value_boundaries_are_part_of_the_hash() {
         let seed = 42;
-        assert_ne!(hash_values(seed, &["ab", "c"]), hash_values(seed, &["a", "bc"]));
+        assert_ne!(
+            hash_values(seed, &["ab", "c"]),
+            hash_values(seed, &["a", "bc"])
+        );
         assert_ne!(hash_values(seed, &["", "x"]), hash_values(seed, &["x", ""]));
-        assert_eq!(hash_values(seed, &["gpt-4o", "free"]), hash_values(seed, &[String::from("gpt-4o"), String::from("free")]));
+        assert_eq!(
+            hash_values(seed, &["gpt-4o", "free"]),
+            hash_values(seed, &[String::from("gpt-4o"), String::from("free")])
+        );
     }
 }

@@ -266,3 +266,41 @@ impl Sealed for Histogram {
 pub(crate) fn counter_series_bytes() -> usize {
     Shards::new(0).heap_bytes() + std::mem::size_of::<Series<Shards>>()
 }
+
+impl std::fmt::Debug for Counter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counter")
+            .field("label_values", &self.series.label_values)
+            .field("value", &self.get())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FloatCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FloatCounter")
+            .field("label_values", &self.series.label_values)
+            .field("value", &self.get())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gauge")
+            .field("label_values", &self.series.label_values)
+            .field("value", &self.get())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.get();
+        f.debug_struct("Histogram")
+            .field("label_values", &self.series.label_values)
+            .field("count", &value.count())
+            .field("sum", &value.sum())
+            .finish()
+    }
+}

@@ -31,7 +31,10 @@ pub(crate) fn check_label_name(label: &str, is_histogram: bool) -> Result<(), &'
         Some(c) if c.is_ascii_digit() => return Err("it starts with a digit"),
         _ => {}
     }
-    if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if !label
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err("it contains a character other than [a-zA-Z0-9_]");
     }
     if label.starts_with("__") {
@@ -67,7 +70,10 @@ mod tests {
         assert!(check_label_name("model", true).is_ok());
         assert!(check_label_name("le", false).is_ok());
         for bad in ["", "0a", "a.b", "__name__", "quantile", OVERFLOW_LABEL] {
-            assert!(check_label_name(bad, false).is_err(), "{bad:?} should be refused");
+            assert!(
+                check_label_name(bad, false).is_err(),
+                "{bad:?} should be refused"
+            );
         }
         assert!(check_label_name("le", true).is_err());
     }

@@ -169,10 +169,7 @@ impl Registry {
     }
 
     /// Registers (or finds) a labelled family of `f64` counters.
-    pub fn float_counter_family(
-        &self,
-        opts: Opts,
-    ) -> Result<Family<FloatCounter>, RegistryError> {
+    pub fn float_counter_family(&self, opts: Opts) -> Result<Family<FloatCounter>, RegistryError> {
         self.register(opts, None)
     }
 
@@ -213,7 +210,11 @@ impl Registry {
         self.register(opts, Some(buckets))
     }
 
-    fn unlabelled<M: Metric>(&self, opts: Opts, buckets: Option<Buckets>) -> Result<M, RegistryError> {
+    fn unlabelled<M: Metric>(
+        &self,
+        opts: Opts,
+        buckets: Option<Buckets>,
+    ) -> Result<M, RegistryError> {
         if !opts.label_names.is_empty() {
             return Err(RegistryError::UnexpectedLabels { name: opts.name });
         }
@@ -231,10 +232,12 @@ impl Registry {
     ) -> Result<Family<M>, RegistryError> {
         let descriptor = Self::describe::<M>(&opts)?;
         if let Some(buckets) = &buckets {
-            buckets.check().map_err(|reason| RegistryError::InvalidBuckets {
-                metric: opts.name.clone(),
-                reason,
-            })?;
+            buckets
+                .check()
+                .map_err(|reason| RegistryError::InvalidBuckets {
+                    metric: opts.name.clone(),
+                    reason,
+                })?;
         }
         let bounds = buckets.map(|b| b.shared());
         let mut state = self.inner.state.write();
@@ -298,11 +301,9 @@ impl Registry {
         check_metric_name(&opts.name).map_err(invalid_name)?;
         let base = match M::TYPE {
             MetricType::Counter => opts.name.strip_suffix("_total").unwrap_or(&opts.name),
-            _ if opts.name.ends_with("_total") => {
-                return Err(invalid_name(
-                    "the \"_total\" suffix is reserved for counters; drop it for gauges and histograms",
-                ))
-            }
+            _ if opts.name.ends_with("_total") => return Err(invalid_name(
+                "the \"_total\" suffix is reserved for counters; drop it for gauges and histograms",
+            )),
             _ => &opts.name,
         };
         check_metric_name(base).map_err(invalid_name)?;
@@ -331,7 +332,11 @@ impl Registry {
             help: opts.help.as_str().into(),
             unit: opts.unit,
             metric_type: M::TYPE,
-            label_names: opts.label_names.iter().map(|l| Box::from(l.as_str())).collect(),
+            label_names: opts
+                .label_names
+                .iter()
+                .map(|l| Box::from(l.as_str()))
+                .collect(),
         })
     }
 
@@ -352,7 +357,9 @@ impl Registry {
         for family in &families {
             let desc = family.descriptor();
             visitor.family(desc);
-            family.visit_series(scratch, &mut |labels, value| visitor.series(desc, labels, value));
+            family.visit_series(scratch, &mut |labels, value| {
+                visitor.series(desc, labels, value)
+            });
             if !desc.label_names.is_empty() {
                 overflow.push((desc.name.clone(), family.refused_label_sets()));
             }
@@ -367,7 +374,11 @@ impl Registry {
             visitor.family(desc);
             for (metric, count) in rows {
                 let value: [Box<str>; 1] = [Box::from(&*metric)];
-                visitor.series(desc, Labels::new(&desc.label_names, &value), Value::Counter(count));
+                visitor.series(
+                    desc,
+                    Labels::new(&desc.label_names, &value),
+                    Value::Counter(count),
+                );
             }
         }
     }
@@ -381,8 +392,18 @@ mod tests {
     #[test]
     fn same_definition_returns_the_same_metric() {
         let r = Registry::new();
-        let a = r.histogram(Opts::new("h_seconds", "H.").unit(Unit::SECONDS), Buckets::default()).unwrap();
-        let b = r.histogram(Opts::new("h_seconds", "H.").unit(Unit::SECONDS), Buckets::default()).unwrap();
+        let a = r
+            .histogram(
+                Opts::new("h_seconds", "H.").unit(Unit::SECONDS),
+                Buckets::default(),
+            )
+            .unwrap();
+        let b = r
+            .histogram(
+                Opts::new("h_seconds", "H.").unit(Unit::SECONDS),
+                Buckets::default(),
+            )
+            .unwrap();
         a.record(1.0);
         assert_eq!(b.get().count(), 1);
     }

@@ -158,7 +158,10 @@ mod loom_models {
                 .collect();
             let first = shards.sum_u64();
             let second = shards.sum_u64();
-            assert!(second >= first, "a counter went backwards: {first} then {second}");
+            assert!(
+                second >= first,
+                "a counter went backwards: {first} then {second}"
+            );
             for w in writers {
                 w.join().unwrap();
             }

@@ -23,8 +23,8 @@
 //! because the cells belong to the metric, not to the thread.
 
 use std::cell::Cell;
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::OnceLock;
 
 /// Slot value of a thread that has not recorded yet.
@@ -145,7 +145,6 @@ mod tests {
         slots.sort_unstable();
         slots.dedup();
         assert_eq!(slots.len(), 4, "live threads must never share a slot");
-
     }
 
     #[test]

@@ -12,7 +12,12 @@ fn offer(range: &str) -> Option<(Format, f32)> {
         let (key, value) = param.split_once('=')?;
         let value = value.trim().trim_matches('"');
         match key.trim().to_ascii_lowercase().as_str() {
-            "q" => quality = value.parse().ok().filter(|q: &f32| (0.0..=1.0).contains(q))?,
+            "q" => {
+                quality = value
+                    .parse()
+                    .ok()
+                    .filter(|q: &f32| (0.0..=1.0).contains(q))?
+            }
             "version" => version = Some(value.to_string()),
             _ => {}
         }
@@ -45,10 +50,22 @@ mod tests {
         assert_eq!(from_accept(Some(om_low)), Format::PrometheusText);
         let om_high = "text/plain;q=0.5, application/openmetrics-text; version=1.0.0; q=0.9";
         assert_eq!(from_accept(Some(om_high)), Format::OpenMetrics);
-        assert_eq!(from_accept(Some("application/openmetrics-text;q=0")), Format::PrometheusText);
-        assert_eq!(from_accept(Some("application/json")), Format::PrometheusText);
-        assert_eq!(from_accept(Some("application/openmetrics-text;version=0.0.1")), Format::PrometheusText);
-        assert_eq!(from_accept(Some("Application/OpenMetrics-Text")), Format::OpenMetrics);
+        assert_eq!(
+            from_accept(Some("application/openmetrics-text;q=0")),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            from_accept(Some("application/json")),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            from_accept(Some("application/openmetrics-text;version=0.0.1")),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            from_accept(Some("Application/OpenMetrics-Text")),
+            Format::OpenMetrics
+        );
         assert_eq!(from_accept(Some("garbage;;;q=x")), Format::PrometheusText);
     }
 }

@@ -52,7 +52,14 @@ impl<'a> TextWriter<'a> {
         self.out.extend_from_slice(b"} ");
     }
 
-    fn sample_u64(&mut self, name: &str, suffix: &str, labels: Labels<'_>, le: Option<f64>, v: u64) {
+    fn sample_u64(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: Labels<'_>,
+        le: Option<f64>,
+        v: u64,
+    ) {
         self.sample_start(name, suffix, labels, le);
         write_u64(self.out, v);
         self.out.push(b'\n');

@@ -19,8 +19,8 @@ const GEN_AI_DURATION: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
 const GEN_AI_TOKENS: [f64; 14] = [
-    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
-    4194304.0, 16777216.0, 67108864.0,
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
 ];
 const GEN_AI_SERVER_TTFT: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -84,7 +84,11 @@ impl Buckets {
     /// assert_eq!(Buckets::linear(0.0, 0.5, 3).bounds(), &[0.0, 0.5, 1.0]);
     /// ```
     pub fn linear(start: f64, width: f64, count: usize) -> Buckets {
-        Buckets::new((0..count).map(|i| start + width * i as f64).collect::<Vec<_>>())
+        Buckets::new(
+            (0..count)
+                .map(|i| start + width * i as f64)
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// The finite upper boundaries, ascending.

@@ -53,10 +53,16 @@ mod tests {
     #[test]
     fn layout_matches_hdrhistogram() {
         let reference = new_merge_target();
-        for value in (0..HIGHEST).step_by(997).chain([0, 1, 255, 256, 257, 1 << 20, HIGHEST]) {
+        for value in (0..HIGHEST)
+            .step_by(997)
+            .chain([0, 1, 255, 256, 257, 1 << 20, HIGHEST])
+        {
             let index = index_of(value);
             assert!(index < LEN);
-            assert!(value_at(index) <= value, "{value} maps below its bucket start");
+            assert!(
+                value_at(index) <= value,
+                "{value} maps below its bucket start"
+            );
             assert!(
                 reference.equivalent(value, value_at(index)),
                 "{value} and its bucket start {} differ in hdrhistogram",

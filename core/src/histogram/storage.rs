@@ -253,7 +253,9 @@ impl HistogramStorage {
             bounds,
             resolution,
             inv_resolution: 1.0 / resolution,
-            slots: (0..=owned).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+            slots: (0..=owned)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
             spill: Mutex::new(None),
             invalid: AtomicU64::new(0),
         }
@@ -541,6 +543,42 @@ mod loom_models {
             h.read_exact(&mut last);
             assert_eq!(last.bucket_counts(), &[2, 2]);
             assert_eq!(last.sum(), 5.0);
+        });
+    }
+
+    /// HDR counts saturating in an owned and in the shared slot while a
+    /// reader merges: the reader never double-counts a spilled count, and
+    /// after the joins every record is in the merge exactly once.
+    #[test]
+    fn saturation_spill_is_exact() {
+        // The merge reads all 2,688 HDR counts of each slot: allow the
+        // branches that takes, and bound preemptions to keep the run short.
+        let mut model = loom::model::Builder::new();
+        model.max_branches = 100_000;
+        model.preemption_bound = Some(2);
+        model.check(|| {
+            let h = Arc::new(HistogramStorage::with_owned(std::sync::Arc::from([1.0]), 1));
+            let index = layout::index_of((0.5 * h.inv_resolution) as u64);
+            for slot in [0, 1] {
+                h.thread_histogram(slot).hdr[index].store(u32::MAX - 1, Relaxed);
+            }
+            let writers: Vec<_> = [0u32, 9]
+                .into_iter()
+                .map(|slot| {
+                    let h = h.clone();
+                    loom::thread::spawn(move || {
+                        h.record_at(slot, 0.5); // reaches u32::MAX
+                        h.record_at(slot, 0.5); // spills
+                    })
+                })
+                .collect();
+            let seen = h.quantiles().count();
+            let preset = 2 * u64::from(u32::MAX - 1);
+            assert!((preset..=preset + 4).contains(&seen), "reader saw {seen}");
+            for w in writers {
+                w.join().unwrap();
+            }
+            assert_eq!(h.quantiles().count(), preset + 4);
         });
     }
 }

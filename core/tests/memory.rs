@@ -1,0 +1,156 @@
+//! Memory, measured with a counting global allocator: per-thread histogram
+//! cost at the defaults, bounded memory under a label flood, and no
+//! allocation on recording paths or on label-lookup hits.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Mutex;
+
+use beluga_metrics::{Buckets, Opts, Registry, Unit};
+
+struct Counting;
+
+thread_local! {
+    /// Bytes and allocation calls made by this thread (net of frees).
+    static LIVE: Cell<(isize, usize)> = const { Cell::new((0, 0)) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = LIVE.try_with(|c| {
+            let (bytes, calls) = c.get();
+            c.set((bytes + layout.size() as isize, calls + 1));
+        });
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = LIVE.try_with(|c| {
+            let (bytes, calls) = c.get();
+            c.set((bytes - layout.size() as isize, calls));
+        });
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Tests that measure must not overlap with each other's allocations on
+/// other threads (the counters are per thread, but keep it simple).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn measure<T>(f: impl FnOnce() -> T) -> (T, isize, usize) {
+    let (bytes0, calls0) = LIVE.with(Cell::get);
+    let out = f();
+    let (bytes1, calls1) = LIVE.with(Cell::get);
+    (out, bytes1 - bytes0, calls1 - calls0)
+}
+
+#[test]
+fn one_recording_thread_costs_at_most_16_kib_per_histogram_series() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let registry = Registry::new();
+    for (i, buckets) in [
+        Buckets::gen_ai_operation_duration(),
+        Buckets::gen_ai_token_usage(),
+        Buckets::gen_ai_time_to_first_token(),
+        Buckets::prometheus_default(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("h{i}_seconds");
+        let h = registry
+            .histogram(Opts::new(name, "h").unit(Unit::SECONDS), buckets)
+            .unwrap();
+        // The first record on this thread allocates the per-thread histogram.
+        let (_, bytes, _) = measure(|| h.record(0.3));
+        assert!(bytes > 0, "the first record allocates lazily");
+        assert!(
+            bytes <= 16 * 1024,
+            "{bytes} bytes for one thread's histogram"
+        );
+        assert_eq!(bytes as usize, h.bytes_per_recording_thread());
+        // Later records allocate nothing.
+        let (_, bytes, calls) = measure(|| {
+            for i in 0..1000 {
+                h.record(f64::from(i) * 0.01);
+            }
+        });
+        assert_eq!((bytes, calls), (0, 0));
+    }
+}
+
+#[test]
+fn recording_paths_and_lookup_hits_never_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let registry = Registry::new();
+    let family = registry
+        .counter_family(Opts::new("c_total", "c").labels(["model", "tenant"]))
+        .unwrap();
+    let counter = family.with_labels(&["gpt-4o", "free"]).unwrap();
+    let gauge = registry.gauge(Opts::new("g", "g")).unwrap();
+    let cost = registry
+        .float_counter(Opts::new("cost_total", "c"))
+        .unwrap();
+    let (_, bytes, calls) = measure(|| {
+        for _ in 0..1000 {
+            counter.inc();
+            gauge.add(1.0);
+            cost.add(0.5);
+            let hit = family.with_labels(&["gpt-4o", "free"]).unwrap();
+            hit.inc();
+        }
+    });
+    assert_eq!((bytes, calls), (0, 0));
+    assert_eq!(counter.get(), 2000);
+}
+
+#[test]
+fn a_flood_of_label_values_stays_bounded() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let registry = Registry::new();
+    let family = registry
+        .counter_family(
+            Opts::new("flood_total", "f")
+                .labels(["user"])
+                .cardinality_limit(100),
+        )
+        .unwrap();
+    let (_, at_limit, _) = measure(|| {
+        for i in 0..100 {
+            family.with_labels(&[format!("user-{i}")]).unwrap().inc();
+        }
+    });
+    let (_, after_flood, _) = measure(|| {
+        for i in 100..50_000 {
+            family.with_labels(&[format!("user-{i}")]).unwrap().inc();
+        }
+    });
+    // The flood adds at most the single overflow series.
+    assert!(
+        after_flood <= 4096,
+        "100 series took {at_limit} bytes; 49,900 more values added {after_flood} bytes"
+    );
+    assert_eq!(family.len(), 100);
+}
+
+#[test]
+fn counter_series_cost_matches_the_documented_figure() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let registry = Registry::new();
+    let family = registry
+        .counter_family(Opts::new("per_series_total", "p").labels(["k"]))
+        .unwrap();
+    family.with_labels(&["warm-up"]).unwrap();
+    let (handle, bytes, _) = measure(|| family.with_labels(&["k"]).unwrap());
+    let documented = beluga_metrics::counter_series_bytes();
+    // The series, its label value, and its share of the table.
+    assert!(
+        (bytes as usize) >= documented && (bytes as usize) <= documented + 256,
+        "a counter series took {bytes} bytes, documented {documented}"
+    );
+    drop(handle);
+}
