@@ -148,7 +148,7 @@ fn help_text_parses_back() {
         (Format::OpenMetrics, "# HELP agent_queue_depth "),
     ] {
         let text = every_kind().encode(format);
-        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap();
+        let line = text.split('\n').find(|l| l.starts_with(prefix)).unwrap();
         assert_eq!(unescape_help(&line[prefix.len()..]), help, "{format:?}");
     }
 }
@@ -171,7 +171,7 @@ fn histogram_boundaries_and_inf_bucket_equal_count() {
         &("le".to_string(), "+Inf".to_string())
     );
     let count_line = text
-        .lines()
+        .split('\n')
         .find(|l| l.starts_with("agent_step_duration_seconds_count"))
         .map(parse_sample)
         .unwrap();

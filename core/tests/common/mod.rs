@@ -108,7 +108,7 @@ pub fn unescape_help(text: &str) -> String {
 /// Every sample line of an exposition.
 pub fn samples(exposition: &str) -> Vec<Sample> {
     exposition
-        .lines()
+        .split('\n')
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(parse_sample)
         .collect()
