@@ -1,1 +1,63 @@
-//! placeholder
+//! Shared harness for the criterion benchmarks in `benches/`.
+//!
+//! Run them with `cargo bench -p beluga-benches`; set `BELUGA_BENCH_QUICK=1`
+//! for a smoke run (a fraction of a second per benchmark) as CI does.
+
+#![deny(missing_docs)]
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+
+/// Whether `BELUGA_BENCH_QUICK` asks for a smoke run.
+pub fn quick() -> bool {
+    std::env::var_os("BELUGA_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
+/// A criterion configuration: the default, or a short one in quick mode.
+pub fn criterion() -> Criterion {
+    let c = Criterion::default().configure_from_args();
+    if quick() {
+        c.warm_up_time(Duration::from_millis(50))
+            .measurement_time(Duration::from_millis(200))
+            .sample_size(10)
+    } else {
+        c.warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+    }
+}
+
+/// Threads to contend with: every core the machine offers.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `op` `iters` times on each of `threads` threads started together,
+/// and returns the longest thread's time: criterion then reports the time
+/// per operation *per thread* while all threads contend.
+pub fn contended<F>(threads: usize, iters: u64, op: F) -> Duration
+where
+    F: Fn(u64) + Sync,
+{
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        op(i);
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("benchmark thread panicked"))
+            .max()
+            .unwrap_or_default()
+    })
+}

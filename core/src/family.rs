@@ -17,10 +17,13 @@ use parking_lot::RwLock;
 
 use crate::desc::{Descriptor, MetricType};
 use crate::error::LabelError;
-use crate::histogram::HistogramValue;
+use crate::histogram::{BucketMap, HistogramValue};
+use crate::lookup_cache;
 use crate::name::OVERFLOW_LABEL;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 use crate::visit::{Labels, Value};
+
+static NEXT_FAMILY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Default cap on distinct label sets per family.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
@@ -48,9 +51,10 @@ pub(crate) mod sealed {
     pub trait Sealed: Sized {
         type Storage: Send + Sync + 'static;
         const TYPE: MetricType;
-        fn new_storage(buckets: Option<&Arc<[f64]>>) -> Self::Storage;
+        fn new_storage(buckets: Option<&Arc<BucketMap>>) -> Self::Storage;
         fn from_series(series: Arc<Series<Self::Storage>>) -> Self;
         fn series(&self) -> &Arc<Series<Self::Storage>>;
+        fn into_series(self) -> Arc<Series<Self::Storage>>;
         fn read<'a>(storage: &Self::Storage, scratch: &'a mut HistogramValue) -> Value<'a>;
         /// Whether recording can refuse values (NaN, negative increments).
         const REFUSES_VALUES: bool = false;
@@ -78,36 +82,67 @@ impl Hasher for PassThrough {
     }
 }
 
+/// Up to 8 bytes as one word, without a call to `memcpy`. For a given
+/// length the word is unique to the bytes (the reads cover every byte), so
+/// equal lengths plus equal words mean equal strings.
+#[inline]
+fn short_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    debug_assert!(n <= 8);
+    let u32_at = |i: usize| u64::from(u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap()));
+    if n >= 4 {
+        u32_at(0) | u32_at(n - 4) << 32
+    } else if n > 0 {
+        u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
+    } else {
+        0
+    }
+}
+
+/// Label-value equality, inlined for the short values labels usually hold.
+#[inline]
+pub(crate) fn same_value(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len()
+        && if a.len() <= 8 {
+            short_word(a) == short_word(b)
+        } else {
+            a == b
+        }
+}
+
 /// Hashes label values with a per-process random seed: a folded 128-bit
-/// multiply over 8-byte words, each value prefixed by its length so value
-/// boundaries are part of the hash.
+/// multiply per value of up to 8 bytes (per 8-byte word beyond), keyed by
+/// the value's length so value boundaries count. Collisions only cost a
+/// comparison: lookups always compare the values themselves.
+#[inline]
 fn hash_values<S: AsRef<str>>(seed: u64, values: &[S]) -> u64 {
     #[inline]
-    fn mix(h: u64, word: u64) -> u64 {
-        let product = u128::from(h ^ word) * 0x9E37_79B9_7F4A_7C15_u128;
+    fn mix(h: u64, word: u64, key: u64) -> u64 {
+        let product = u128::from(h ^ word) * u128::from(key ^ 0x9E37_79B9_7F4A_7C15);
         (product as u64) ^ ((product >> 64) as u64)
     }
     let mut h = seed;
     for value in values {
         let bytes = value.as_ref().as_bytes();
-        h = mix(h, bytes.len() as u64);
+        let len = bytes.len() as u64;
+        if bytes.len() <= 8 {
+            h = mix(h, short_word(bytes), len);
+            continue;
+        }
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            h = mix(
-                h,
-                u64::from_le_bytes(chunk.try_into().expect("8-byte chunk")),
-            );
+            h = mix(h, u64::from_le_bytes(chunk.try_into().unwrap()), len);
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            h = mix(h, u64::from_le_bytes(word));
+            h = mix(h, short_word(rest), len);
         }
     }
-    mix(h, seed)
+    h
 }
 
+#[inline]
 fn process_seed() -> u64 {
     static SEED: OnceLock<u64> = OnceLock::new();
     *SEED.get_or_init(|| {
@@ -129,14 +164,18 @@ impl<S> Table<S> {
                     .label_values
                     .iter()
                     .zip(values)
-                    .all(|(a, b)| **a == *b.as_ref())
+                    .all(|(a, b)| same_value(a, b.as_ref()))
         })
     }
 }
 
 pub(crate) struct FamilyInner<M: Metric> {
+    /// Unique for the life of the process (keys the per-thread lookup cache).
+    id: u64,
+    /// Bumped by every removal, so cached handles to removed series expire.
+    version: AtomicU64,
     pub(crate) descriptor: Descriptor,
-    pub(crate) buckets: Option<Arc<[f64]>>,
+    pub(crate) buckets: Option<Arc<BucketMap>>,
     pub(crate) limit: usize,
     table: RwLock<Table<M::Storage>>,
     overflow: OnceLock<Arc<Series<M::Storage>>>,
@@ -170,9 +209,15 @@ impl<M: Metric> Clone for Family<M> {
 }
 
 impl<M: Metric> Family<M> {
-    pub(crate) fn new(descriptor: Descriptor, buckets: Option<Arc<[f64]>>, limit: usize) -> Self {
+    pub(crate) fn new(
+        descriptor: Descriptor,
+        buckets: Option<Arc<BucketMap>>,
+        limit: usize,
+    ) -> Self {
         Family {
             inner: Arc::new(FamilyInner {
+                id: NEXT_FAMILY_ID.fetch_add(1, Relaxed),
+                version: AtomicU64::new(0),
                 descriptor,
                 buckets,
                 limit,
@@ -205,6 +250,27 @@ impl<M: Metric> Family<M> {
     /// # Ok::<(), beluga_metrics::RegistryError>(())
     /// ```
     pub fn with_labels<V: AsRef<str>>(&self, values: &[V]) -> Result<M, LabelError> {
+        self.with(values, M::clone)
+    }
+
+    /// Runs `f` on the series for `values` without handing out a handle:
+    /// the fastest way to record into a family when keeping handles is not
+    /// practical. A hit in the calling thread's lookup cache takes no lock,
+    /// no atomic read-modify-write and no allocation.
+    ///
+    /// ```
+    /// # use beluga_metrics::{Opts, Registry};
+    /// # let family = Registry::new().counter_family(Opts::new("calls", "Calls.").labels(["model"]))?;
+    /// family.with(&["gpt-4o"], |calls| calls.inc())?;
+    /// assert_eq!(family.with(&["gpt-4o"], |calls| calls.get())?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn with<V: AsRef<str>, R>(
+        &self,
+        values: &[V],
+        f: impl FnOnce(&M) -> R,
+    ) -> Result<R, LabelError> {
         let expected = self.inner.descriptor.label_names.len();
         if values.len() != expected {
             return Err(LabelError::CountMismatch {
@@ -214,10 +280,26 @@ impl<M: Metric> Family<M> {
             });
         }
         let hash = hash_values(process_seed(), values);
+        let key = lookup_cache::Key {
+            family: self.inner.id,
+            version: self.inner.version.load(Relaxed),
+            hash,
+        };
+        Ok(lookup_cache::with_handle(
+            key,
+            values,
+            || self.resolve(hash, values),
+            f,
+        ))
+    }
+
+    /// The handle for `values` from the family's table, creating the series
+    /// (or sending it to overflow) when it is new.
+    fn resolve<V: AsRef<str>>(&self, hash: u64, values: &[V]) -> M {
         if let Some(series) = self.inner.table.read().find(hash, values) {
-            return Ok(M::from_series(series.clone()));
+            return M::from_series(series.clone());
         }
-        Ok(M::from_series(self.insert(hash, values)))
+        M::from_series(self.insert(hash, values))
     }
 
     #[cold]
@@ -334,6 +416,7 @@ impl<M: Metric> Family<M> {
             }
         }
         table.ordered.retain(|s| !Arc::ptr_eq(s, &series));
+        self.inner.version.fetch_add(1, Relaxed);
         Ok(true)
     }
 
@@ -366,7 +449,7 @@ impl<M: Metric> Family<M> {
 /// What the registry and the encoders need from a family of any kind.
 pub(crate) trait ErasedFamily: Send + Sync {
     fn descriptor(&self) -> &Descriptor;
-    fn buckets(&self) -> Option<&Arc<[f64]>>;
+    fn bounds(&self) -> Option<&[f64]>;
     fn visit_series(&self, scratch: &mut HistogramValue, f: &mut dyn FnMut(Labels<'_>, Value<'_>));
     fn refused_label_sets(&self) -> u64;
     fn invalid_values(&self) -> u64;
@@ -381,8 +464,8 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
         &self.descriptor
     }
 
-    fn buckets(&self) -> Option<&Arc<[f64]>> {
-        self.buckets.as_ref()
+    fn bounds(&self) -> Option<&[f64]> {
+        self.buckets.as_ref().map(|b| &**b.bounds())
     }
 
     fn visit_series(&self, scratch: &mut HistogramValue, f: &mut dyn FnMut(Labels<'_>, Value<'_>)) {
@@ -437,6 +520,33 @@ impl<M: Metric> std::fmt::Debug for Family<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_value_equality_is_exact() {
+        let values = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "abcd",
+            "abdc",
+            "abcde",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgX",
+            "Xbcdefgh",
+            "abcdefghi",
+            "\0",
+            "\0\0",
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(same_value(a, b), a == b, "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn value_boundaries_are_part_of_the_hash() {

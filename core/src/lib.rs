@@ -38,6 +38,7 @@ mod encoding;
 mod error;
 mod family;
 mod histogram;
+mod lookup_cache;
 mod metrics;
 mod name;
 mod registry;

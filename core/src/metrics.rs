@@ -8,7 +8,7 @@ use crate::desc::MetricType;
 use crate::error::ValueError;
 use crate::family::{sealed::Sealed, Series};
 use crate::histogram::storage::HistogramStorage;
-use crate::histogram::{Histogram, HistogramValue};
+use crate::histogram::{BucketMap, Histogram, HistogramValue};
 use crate::shards::Shards;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 use crate::visit::Value;
@@ -54,7 +54,7 @@ impl Counter {
 impl Sealed for Counter {
     type Storage = Shards;
     const TYPE: MetricType = MetricType::Counter;
-    fn new_storage(_: Option<&Arc<[f64]>>) -> Shards {
+    fn new_storage(_: Option<&Arc<BucketMap>>) -> Shards {
         Shards::new(0)
     }
     fn from_series(series: Arc<Series<Shards>>) -> Self {
@@ -62,6 +62,9 @@ impl Sealed for Counter {
     }
     fn series(&self) -> &Arc<Series<Shards>> {
         &self.series
+    }
+    fn into_series(self) -> Arc<Series<Shards>> {
+        self.series
     }
     fn read<'a>(storage: &Shards, _: &'a mut HistogramValue) -> Value<'a> {
         Value::Counter(storage.sum_u64())
@@ -133,7 +136,7 @@ impl FloatCounter {
 impl Sealed for FloatCounter {
     type Storage = FloatCounterStorage;
     const TYPE: MetricType = MetricType::Counter;
-    fn new_storage(_: Option<&Arc<[f64]>>) -> FloatCounterStorage {
+    fn new_storage(_: Option<&Arc<BucketMap>>) -> FloatCounterStorage {
         FloatCounterStorage {
             shards: Shards::new(0f64.to_bits()),
             invalid: AtomicU64::new(0),
@@ -144,6 +147,9 @@ impl Sealed for FloatCounter {
     }
     fn series(&self) -> &Arc<Series<FloatCounterStorage>> {
         &self.series
+    }
+    fn into_series(self) -> Arc<Series<FloatCounterStorage>> {
+        self.series
     }
     fn read<'a>(storage: &FloatCounterStorage, _: &'a mut HistogramValue) -> Value<'a> {
         Value::FloatCounter(storage.shards.sum_f64())
@@ -226,7 +232,7 @@ impl Gauge {
 impl Sealed for Gauge {
     type Storage = CachePadded<AtomicU64>;
     const TYPE: MetricType = MetricType::Gauge;
-    fn new_storage(_: Option<&Arc<[f64]>>) -> Self::Storage {
+    fn new_storage(_: Option<&Arc<BucketMap>>) -> Self::Storage {
         CachePadded::new(AtomicU64::new(0f64.to_bits()))
     }
     fn from_series(series: Arc<Series<Self::Storage>>) -> Self {
@@ -234,6 +240,9 @@ impl Sealed for Gauge {
     }
     fn series(&self) -> &Arc<Series<Self::Storage>> {
         &self.series
+    }
+    fn into_series(self) -> Arc<Series<Self::Storage>> {
+        self.series
     }
     fn read<'a>(storage: &Self::Storage, _: &'a mut HistogramValue) -> Value<'a> {
         Value::Gauge(f64::from_bits(storage.load(Relaxed)))
@@ -243,14 +252,18 @@ impl Sealed for Gauge {
 impl Sealed for Histogram {
     type Storage = HistogramStorage;
     const TYPE: MetricType = MetricType::Histogram;
-    fn new_storage(buckets: Option<&Arc<[f64]>>) -> HistogramStorage {
-        HistogramStorage::new(buckets.cloned().unwrap_or_else(|| Arc::from([])))
+    fn new_storage(buckets: Option<&Arc<BucketMap>>) -> HistogramStorage {
+        let buckets = buckets.cloned();
+        HistogramStorage::new(buckets.unwrap_or_else(|| Arc::new(BucketMap::new(Arc::from([])))))
     }
     fn from_series(series: Arc<Series<HistogramStorage>>) -> Self {
         Histogram { series }
     }
     fn series(&self) -> &Arc<Series<HistogramStorage>> {
         &self.series
+    }
+    fn into_series(self) -> Arc<Series<HistogramStorage>> {
+        self.series
     }
     fn read<'a>(storage: &HistogramStorage, scratch: &'a mut HistogramValue) -> Value<'a> {
         storage.read_exact(scratch);

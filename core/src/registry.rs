@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 use crate::desc::{Descriptor, MetricType, Opts};
 use crate::error::RegistryError;
 use crate::family::{ErasedFamily, Family, Metric, DEFAULT_CARDINALITY_LIMIT};
-use crate::histogram::{Buckets, Histogram, HistogramValue};
+use crate::histogram::{BucketMap, Buckets, Histogram, HistogramValue};
 use crate::metrics::{Counter, FloatCounter, Gauge};
 use crate::name::{check_label_name, check_metric_name};
 use crate::visit::{Labels, Value, Visitor};
@@ -240,6 +240,7 @@ impl Registry {
                 })?;
         }
         let bounds = buckets.map(|b| b.shared());
+        let bounds_slice = bounds.as_deref();
         let mut state = self.inner.state.write();
         if let Some(existing) = state.families.get(&descriptor.name) {
             let differs_in = if existing.descriptor().metric_type != descriptor.metric_type {
@@ -250,7 +251,7 @@ impl Registry {
                 Some("unit")
             } else if existing.descriptor().label_names != descriptor.label_names {
                 Some("label names")
-            } else if existing.buckets().map(|b| &**b) != bounds.as_deref() {
+            } else if existing.bounds() != bounds_slice {
                 Some("bucket boundaries")
             } else {
                 None
@@ -281,7 +282,8 @@ impl Registry {
             });
         }
         let limit = opts.cardinality_limit.unwrap_or(self.inner.default_limit);
-        let family = Family::<M>::new(descriptor, bounds, limit);
+        let map = bounds.clone().map(|b| Arc::new(BucketMap::new(b)));
+        let family = Family::<M>::new(descriptor, map, limit);
         let name = family.inner.descriptor.name.clone();
         for exposed in exposed {
             state.exposed.insert(exposed, name.clone());

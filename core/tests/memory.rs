@@ -102,10 +102,11 @@ fn recording_paths_and_lookup_hits_never_allocate() {
             cost.add(0.5);
             let hit = family.with_labels(&["gpt-4o", "free"]).unwrap();
             hit.inc();
+            family.with(&["gpt-4o", "free"], |c| c.inc()).unwrap();
         }
     });
     assert_eq!((bytes, calls), (0, 0));
-    assert_eq!(counter.get(), 2000);
+    assert_eq!(counter.get(), 3000);
 }
 
 #[test]

@@ -114,7 +114,9 @@ impl Buckets {
         Ok(())
     }
 
-    /// Index of the bucket that counts `value` (`bounds.len()` for `+Inf`).
+    /// Index of the bucket that counts `value` (`bounds.len()` for `+Inf`):
+    /// the reference the recording path's table is tested against.
+    #[cfg(test)]
     #[inline]
     pub(crate) fn index_of(bounds: &[f64], value: f64) -> usize {
         bounds.partition_point(|&b| b < value)

@@ -1,5 +1,6 @@
 //! Histograms: exact classic buckets plus HDR quantiles, recorded per thread.
 
+mod bucket_map;
 mod buckets;
 pub(crate) mod layout;
 pub(crate) mod storage;
@@ -7,6 +8,7 @@ pub(crate) mod storage;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub(crate) use bucket_map::BucketMap;
 pub use buckets::Buckets;
 pub use storage::{HistogramValue, Quantiles};
 
@@ -111,7 +113,7 @@ impl Histogram {
     /// assert!(h.bytes_per_recording_thread() <= 16 * 1024);
     /// ```
     pub fn bytes_per_recording_thread(&self) -> usize {
-        HistogramStorage::per_thread_bytes(self.series.storage.bounds().len() + 1)
+        HistogramStorage::per_thread_bytes(self.series.storage.bucket_map().bounds().len() + 1)
     }
 }
 

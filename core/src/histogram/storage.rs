@@ -38,16 +38,13 @@
 
 use hdrhistogram::Histogram as HdrHistogram;
 
-use super::layout;
+use super::{layout, BucketMap};
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Mutex, Ordering::*};
 use crate::thread_slot;
 
 /// A histogram series' per-thread storage (see the module docs).
 pub struct HistogramStorage {
-    bounds: std::sync::Arc<[f64]>,
-    /// Observations are divided by this before HDR indexing.
-    resolution: f64,
-    inv_resolution: f64,
+    buckets: std::sync::Arc<BucketMap>,
     /// Owned slots followed by the shared slot (the last one).
     slots: Box<[AtomicPtr<ThreadHistogram>]>,
     spill: Mutex<Option<Box<HdrHistogram<u64>>>>,
@@ -237,22 +234,14 @@ impl Quantiles {
 }
 
 impl HistogramStorage {
-    /// Storage for `bounds`, tracking quantiles up to `highest` (larger
-    /// values are counted exactly but clamp in quantiles).
-    pub(crate) fn new(bounds: std::sync::Arc<[f64]>) -> Self {
-        Self::with_owned(bounds, thread_slot::shard_count())
+    /// Storage for one series of a family with these buckets.
+    pub(crate) fn new(buckets: std::sync::Arc<BucketMap>) -> Self {
+        Self::with_owned(buckets, thread_slot::shard_count())
     }
 
-    pub(crate) fn with_owned(bounds: std::sync::Arc<[f64]>, owned: usize) -> Self {
-        // Track quantiles up to twice the last boundary, at the resolution
-        // that fits that range into 2^27 units (1.2 µs for the GenAI duration
-        // buckets, 1 token for the GenAI token buckets).
-        let highest = bounds.last().copied().filter(|b| *b > 0.0).unwrap_or(1.0) * 2.0;
-        let resolution = highest / layout::HIGHEST as f64;
+    pub(crate) fn with_owned(buckets: std::sync::Arc<BucketMap>, owned: usize) -> Self {
         HistogramStorage {
-            bounds,
-            resolution,
-            inv_resolution: 1.0 / resolution,
+            buckets,
             slots: (0..=owned)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
@@ -261,8 +250,8 @@ impl HistogramStorage {
         }
     }
 
-    pub(crate) fn bounds(&self) -> &std::sync::Arc<[f64]> {
-        &self.bounds
+    pub(crate) fn bucket_map(&self) -> &BucketMap {
+        &self.buckets
     }
 
     pub(crate) fn invalid_count(&self) -> u64 {
@@ -287,9 +276,8 @@ impl HistogramStorage {
         }
         let owned = self.slots.len() - 1;
         let slot = slot as usize;
-        let bucket = super::Buckets::index_of(&self.bounds, value);
-        // `as` saturates: negatives go to 0, huge values to u64::MAX (clamped).
-        let hdr_index = layout::index_of((value * self.inv_resolution) as u64);
+        let hdr_index = self.buckets.hdr_index(value);
+        let bucket = self.buckets.bucket(value, hdr_index);
         if slot < owned {
             let thread = self.thread_histogram(slot);
             let count = &thread.buckets[bucket];
@@ -363,7 +351,9 @@ impl HistogramStorage {
 
     #[cold]
     fn allocate(&self, index: usize) -> &ThreadHistogram {
-        let fresh = Box::into_raw(Box::new(ThreadHistogram::new(self.bounds.len() + 1)));
+        let fresh = Box::into_raw(Box::new(ThreadHistogram::new(
+            self.buckets.bounds().len() + 1,
+        )));
         let published = match self.slots[index].compare_exchange(
             std::ptr::null_mut(),
             fresh,
@@ -392,11 +382,12 @@ impl HistogramStorage {
 
     /// Exact counts, sum, min and max, summed over every thread; no lock.
     pub(crate) fn read_exact(&self, out: &mut HistogramValue) {
-        if !std::sync::Arc::ptr_eq(&out.bounds, &self.bounds) {
-            out.bounds = self.bounds.clone();
+        let bounds = self.buckets.bounds();
+        if !std::sync::Arc::ptr_eq(&out.bounds, bounds) {
+            out.bounds = bounds.clone();
         }
         out.counts.clear();
-        out.counts.resize(self.bounds.len() + 1, 0);
+        out.counts.resize(bounds.len() + 1, 0);
         out.sum = 0.0;
         out.min = f64::INFINITY;
         out.max = f64::NEG_INFINITY;
@@ -430,7 +421,7 @@ impl HistogramStorage {
         self.read_exact(&mut exact);
         Quantiles {
             merged,
-            resolution: self.resolution,
+            resolution: self.buckets.resolution(),
             min: exact.min,
             max: exact.max,
         }
@@ -454,8 +445,12 @@ impl Drop for HistogramStorage {
 mod tests {
     use super::*;
 
+    fn map(bounds: &[f64]) -> std::sync::Arc<BucketMap> {
+        std::sync::Arc::new(BucketMap::new(bounds.into()))
+    }
+
     fn storage(owned: usize) -> HistogramStorage {
-        HistogramStorage::with_owned(std::sync::Arc::from([1.0, 2.0, 4.0]), owned)
+        HistogramStorage::with_owned(map(&[1.0, 2.0, 4.0]), owned)
     }
 
     #[test]
@@ -488,7 +483,7 @@ mod tests {
         let h = storage(1);
         h.record_at(0, 1.5); // allocates slot 0
         h.record_at(3, 1.5); // allocates the shared slot
-        let index = layout::index_of((1.5 * h.inv_resolution) as u64);
+        let index = h.buckets.hdr_index(1.5);
         for slot in [0, 1] {
             let thread = h.thread_histogram(slot);
             thread.hdr[index].store(u32::MAX, Relaxed);
@@ -518,7 +513,10 @@ mod loom_models {
     #[test]
     fn merge_on_read_is_monotonic_and_complete() {
         loom::model(|| {
-            let h = Arc::new(HistogramStorage::with_owned(std::sync::Arc::from([1.0]), 1));
+            let h = Arc::new(HistogramStorage::with_owned(
+                std::sync::Arc::new(BucketMap::new(std::sync::Arc::from([1.0]))),
+                1,
+            ));
             let writers: Vec<_> = [0u32, 5]
                 .into_iter()
                 .map(|slot| {
@@ -557,8 +555,11 @@ mod loom_models {
         model.max_branches = 100_000;
         model.preemption_bound = Some(2);
         model.check(|| {
-            let h = Arc::new(HistogramStorage::with_owned(std::sync::Arc::from([1.0]), 1));
-            let index = layout::index_of((0.5 * h.inv_resolution) as u64);
+            let h = Arc::new(HistogramStorage::with_owned(
+                std::sync::Arc::new(BucketMap::new(std::sync::Arc::from([1.0]))),
+                1,
+            ));
+            let index = h.buckets.hdr_index(0.5);
             for slot in [0, 1] {
                 h.thread_histogram(slot).hdr[index].store(u32::MAX - 1, Relaxed);
             }

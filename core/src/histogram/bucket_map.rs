@@ -1,0 +1,110 @@
+//! Finding an observation's classic bucket in O(1).
+//!
+//! A binary search over 14 boundaries costs about four dependent,
+//! hard-to-predict branches per record. Every record already computes its
+//! HDR index (see [`layout`](super::layout)), so a family precomputes, for
+//! each of the 2,688 HDR indexes, the first bucket any value with that index
+//! can belong to. Recording then starts from that bucket and steps forward
+//! while the value exceeds the boundary: one table load and, almost always,
+//! a single comparison. The table is exact by construction (the start is
+//! never past the right bucket, and the forward scan is the definition of
+//! `le`), so values on a boundary still count in that boundary's bucket.
+
+use super::layout;
+
+/// Bucket boundaries with their HDR-index lookup table, shared by every
+/// series of a histogram family.
+pub struct BucketMap {
+    bounds: std::sync::Arc<[f64]>,
+    /// For each HDR index, a bucket index at or below the right one.
+    start: Box<[u8; layout::LEN]>,
+    /// The value of one HDR unit.
+    resolution: f64,
+    inv_resolution: f64,
+}
+
+impl BucketMap {
+    /// Builds the table for boundaries already checked by `Buckets::check`
+    /// (finite, strictly increasing, at most 255).
+    pub(crate) fn new(bounds: std::sync::Arc<[f64]>) -> Self {
+        // Track quantiles up to twice the last boundary, at the resolution
+        // that fits that range into 2^27 units (1.2 µs for the GenAI duration
+        // buckets, 1 token for the GenAI token buckets).
+        let highest = bounds.last().copied().filter(|b| *b > 0.0).unwrap_or(1.0) * 2.0;
+        let resolution = highest / layout::HIGHEST as f64;
+        let mut start = Box::new([0u8; layout::LEN]);
+        for (index, slot) in start.iter_mut().enumerate().skip(1) {
+            // Every non-negative value with this index is at least the
+            // bucket's lowest value; one unit less absorbs float rounding.
+            let floor = (layout::value_at(index) as f64 - 1.0) * resolution;
+            let first = bounds.partition_point(|&b| b < floor);
+            *slot = u8::try_from(first).expect("at most 255 boundaries");
+        }
+        BucketMap {
+            bounds,
+            start,
+            resolution,
+            inv_resolution: 1.0 / resolution,
+        }
+    }
+
+    pub(crate) fn bounds(&self) -> &std::sync::Arc<[f64]> {
+        &self.bounds
+    }
+
+    pub(crate) fn resolution(&self) -> f64 {
+        self.resolution
+    }
+
+    /// The HDR index of a non-NaN value (negatives map to 0, values beyond
+    /// the tracked range to the last index).
+    #[inline]
+    pub(crate) fn hdr_index(&self, value: f64) -> usize {
+        // `as` saturates: negatives go to 0, huge values to u64::MAX (clamped).
+        layout::index_of((value * self.inv_resolution) as u64)
+    }
+
+    /// The classic bucket of a non-NaN `value` whose HDR index is `hdr_index`
+    /// (`bounds.len()` is the `+Inf` bucket).
+    #[inline]
+    pub(crate) fn bucket(&self, value: f64, hdr_index: usize) -> usize {
+        let bounds = &*self.bounds;
+        let mut i = usize::from(self.start[hdr_index]);
+        while i < bounds.len() && value > bounds[i] {
+            i += 1;
+        }
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Buckets;
+
+    #[test]
+    fn table_agrees_with_binary_search_everywhere() {
+        for buckets in [
+            Buckets::gen_ai_operation_duration(),
+            Buckets::gen_ai_token_usage(),
+            Buckets::prometheus_default(),
+            Buckets::new([-5.0, -1.0, 0.0, 1e-9, 3.0]),
+            Buckets::new([]),
+        ] {
+            let map = BucketMap::new(buckets.shared());
+            let bounds = buckets.bounds();
+            let mut probes = vec![0.0, -0.0, -1e9, 1e300, f64::INFINITY, f64::NEG_INFINITY];
+            for b in bounds {
+                probes.extend([*b, b.next_down(), b.next_up(), b * 0.999, b * 1.001]);
+            }
+            probes.extend((0..20_000).map(|i| 1e-7 * 1.0013f64.powi(i)));
+            for v in probes {
+                assert_eq!(
+                    map.bucket(v, map.hdr_index(v)),
+                    Buckets::index_of(bounds, v),
+                    "value {v:e} with bounds {bounds:?}"
+                );
+            }
+        }
+    }
+}

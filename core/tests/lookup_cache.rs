@@ -1,0 +1,125 @@
+//! The per-thread lookup cache never changes what a lookup returns.
+
+use beluga_metrics::{Format, Opts, Registry};
+
+#[test]
+fn removed_series_are_not_served_from_the_cache() {
+    let r = Registry::new();
+    let f = r
+        .counter_family(Opts::new("c_total", "c").labels(["k"]))
+        .unwrap();
+    f.with(&["x"], |c| c.add(5)).unwrap();
+    assert!(f.remove(&["x"]).unwrap());
+    f.with(&["x"], |c| c.inc()).unwrap();
+    assert_eq!(
+        f.with_labels(&["x"]).unwrap().get(),
+        1,
+        "a fresh series after removal"
+    );
+    assert!(r
+        .encode(Format::PrometheusText)
+        .contains("c_total{k=\"x\"} 1\n"));
+}
+
+#[test]
+fn nested_lookups_inside_the_closure_work() {
+    let r = Registry::new();
+    let a = r
+        .counter_family(Opts::new("a_total", "a").labels(["k"]))
+        .unwrap();
+    let b = r
+        .counter_family(Opts::new("b_total", "b").labels(["k"]))
+        .unwrap();
+    a.with(&["1"], |outer| {
+        outer.inc();
+        b.with(&["1"], |inner| inner.inc()).unwrap();
+        a.with(&["1"], |same| same.inc()).unwrap();
+    })
+    .unwrap();
+    assert_eq!(a.with_labels(&["1"]).unwrap().get(), 2);
+    assert_eq!(b.with_labels(&["1"]).unwrap().get(), 1);
+}
+
+#[test]
+fn many_label_sets_and_families_stay_exact_through_evictions() {
+    let r = Registry::new();
+    let families: Vec<_> = (0..4)
+        .map(|i| {
+            r.counter_family(Opts::new(format!("f{i}_total"), "f").labels(["a", "b"]))
+                .unwrap()
+        })
+        .collect();
+    for round in 0..3u64 {
+        for (i, family) in families.iter().enumerate() {
+            for j in 0..300 {
+                let (a, b) = (format!("v{j}"), format!("{i}-{}", j % 7));
+                family.with(&[&a, &b], |c| c.add(j + 1)).unwrap();
+            }
+        }
+        for family in &families {
+            assert_eq!(family.len(), 300);
+        }
+        for (i, family) in families.iter().enumerate() {
+            for j in 0..300u64 {
+                let (a, b) = (format!("v{j}"), format!("{i}-{}", j % 7));
+                assert_eq!(
+                    family.with_labels(&[a, b]).unwrap().get(),
+                    (j + 1) * (round + 1)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn same_values_in_different_families_do_not_mix() {
+    let r = Registry::new();
+    let counts = r
+        .counter_family(Opts::new("n_total", "n").labels(["k"]))
+        .unwrap();
+    let gauges = r.gauge_family(Opts::new("g", "g").labels(["k"])).unwrap();
+    counts.with(&["same"], |c| c.add(3)).unwrap();
+    gauges.with(&["same"], |g| g.set(9.0)).unwrap();
+    assert_eq!(counts.with(&["same"], |c| c.get()).unwrap(), 3);
+    assert_eq!(gauges.with(&["same"], |g| g.get()).unwrap(), 9.0);
+}
+
+#[test]
+fn refused_label_sets_are_counted_on_every_lookup() {
+    let r = Registry::new();
+    let f = r
+        .counter_family(Opts::new("c_total", "c").labels(["k"]).cardinality_limit(1))
+        .unwrap();
+    f.with(&["kept"], |c| c.inc()).unwrap();
+    for _ in 0..5 {
+        f.with(&["refused"], |c| c.inc()).unwrap();
+    }
+    assert_eq!(f.refused_label_sets(), 5);
+    assert!(r
+        .encode(Format::PrometheusText)
+        .contains("c_total{otel_metric_overflow=\"true\"} 5\n"));
+}
+
+#[test]
+fn threads_share_series_through_their_own_caches() {
+    let r = Registry::new();
+    let f = r
+        .counter_family(Opts::new("c_total", "c").labels(["k"]))
+        .unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                for i in 0..1000 {
+                    f.with(&[if i % 2 == 0 { "even" } else { "odd" }], |c| c.inc())
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(f.with(&["even"], |c| c.get()).unwrap(), 2000);
+    assert_eq!(f.with(&["odd"], |c| c.get()).unwrap(), 2000);
+}
