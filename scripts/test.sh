@@ -32,7 +32,9 @@ say "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 say "cargo test"
-cargo test --workspace --all-features
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --all-features 2>&1 | tee "$log"
 
 say "loom models (RUSTFLAGS=--cfg loom)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
@@ -42,3 +44,5 @@ say "benchmarks, quick mode (they compile and run; numbers are not checked here)
 BELUGA_BENCH_QUICK=1 cargo bench -p beluga-benches
 
 say "all checks passed"
+# One plain closing line with the totals of every `cargo test` binary above.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "cargo test: %d passed, %d failed\n", p, f }' "$log"
