@@ -40,6 +40,7 @@ mod family;
 mod histogram;
 mod lookup_cache;
 mod metrics;
+pub mod monitor;
 mod name;
 mod registry;
 mod shards;
