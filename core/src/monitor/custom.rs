@@ -174,7 +174,18 @@ impl AgentMetrics {
         }
     }
 
-    /// Records `value` into a registered custom histogram.
+    /// Records `value` into a registered custom histogram (errors as for
+    /// [`record_custom_counter`](Self::record_custom_counter)).
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_metrics::Buckets;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let m = monitor.metrics();
+    /// m.register_custom_histogram("retrieval_documents", "Documents per retrieval.", &[], Buckets::exponential(1.0, 2.0, 8))?;
+    /// m.record_custom_histogram("retrieval_documents", 12.0, &[])?;
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn record_custom_histogram<L: CustomLabels + ?Sized>(
         &self,
         name: &str,

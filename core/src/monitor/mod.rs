@@ -55,6 +55,13 @@ pub struct MonitorBuilder {
 impl MonitorBuilder {
     /// Names the service (the `service_name` label of `target_info`).
     /// Without it, `OTEL_SERVICE_NAME` is used, then `unknown_service`.
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// let monitor = Monitor::builder().service_name("support-bot").registry(&Default::default()).build()?;
+    /// assert_eq!(monitor.service_name(), "support-bot");
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
         self
@@ -78,6 +85,14 @@ impl MonitorBuilder {
     }
 
     /// Records into `registry` (default: [`Registry::global`]).
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// let registry = beluga_metrics::Registry::new();
+    /// let monitor = Monitor::builder().registry(&registry).build()?;
+    /// assert!(registry.encode(beluga_metrics::Format::PrometheusText).contains("target_info"));
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
         self
@@ -86,6 +101,12 @@ impl MonitorBuilder {
     /// Caps the distinct label sets of every standard metric (default: the
     /// registry's, 2000 unless changed). Label sets past the cap record into
     /// an `otel_metric_overflow="true"` series.
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// let monitor = Monitor::builder().cardinality_limit(100).registry(&Default::default()).build()?;
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = Some(limit);
         self
@@ -94,6 +115,14 @@ impl MonitorBuilder {
     /// Registers the standard metrics and returns the monitor. Fails only if
     /// the registry already holds one of the standard names with another
     /// definition.
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::{Monitor, MonitorError};
+    /// let registry = beluga_metrics::Registry::new();
+    /// registry.gauge(beluga_metrics::Opts::new("monitoring_errors", "Mine."))?;
+    /// assert!(matches!(Monitor::builder().registry(&registry).build(), Err(MonitorError::Registry(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Monitor, MonitorError> {
         let service_name = self
             .service_name
@@ -176,12 +205,19 @@ impl std::fmt::Debug for Monitor {
 }
 
 impl Monitor {
-    /// Starts building a monitor.
+    /// Starts building a monitor (see the module example).
     pub fn builder() -> MonitorBuilder {
         MonitorBuilder::default()
     }
 
     /// The standard metrics and the custom-metric API.
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// monitor.metrics().update_component_health("llm_gateway", true)?;
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn metrics(&self) -> &AgentMetrics {
         &self.inner.metrics
     }
@@ -199,6 +235,14 @@ impl Monitor {
     }
 
     /// The registry the monitor records into (serve it with an exporter).
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let text = monitor.registry().encode(beluga_metrics::Format::OpenMetrics);
+    /// assert!(text.ends_with("# EOF\n"));
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
     }

@@ -19,6 +19,10 @@ pub enum SafetyVerdict {
 
 impl SafetyVerdict {
     /// The `verdict` label value.
+    ///
+    /// ```
+    /// assert_eq!(beluga_metrics::monitor::SafetyVerdict::Unsafe.as_str(), "unsafe");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             SafetyVerdict::Safe => "safe",
@@ -302,6 +306,13 @@ impl AgentMetrics {
     }
 
     /// Whether recording does anything (`Monitor::builder().metrics(..)`).
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// let on = Monitor::builder().registry(&Default::default()).build()?;
+    /// assert!(on.metrics().is_enabled());
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn is_enabled(&self) -> bool {
         self.standard.is_some()
     }
@@ -388,6 +399,13 @@ impl AgentMetrics {
     }
 
     /// Counts one request of an operation: `monitoring_requests_total{operation}`.
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// monitor.metrics().record_request("summarize")?;
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn record_request(&self, operation: &str) -> Result<(), MonitorError> {
         let Some(s) = &self.standard else {
             return Ok(());
@@ -625,6 +643,14 @@ pub struct ApiRequestHandle {
 
 impl ApiRequestHandle {
     /// Records one request that took `duration`.
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let handle = monitor.metrics().api_request_handle("GET", "/health", 200)?.unwrap();
+    /// handle.record(std::time::Duration::from_micros(150));
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     #[inline]
     pub fn record(&self, duration: Duration) {
         self.requests.inc();
@@ -647,6 +673,17 @@ pub struct LlmCallHandle {
 
 impl LlmCallHandle {
     /// Records one successful call: its duration and its input and output tokens.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use beluga_metrics::monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let claude = monitor.metrics().llm_call_handle("chat", "anthropic", "claude-sonnet", "pro")?.unwrap();
+    /// claude.record(Duration::from_millis(850), 3000, 420);
+    /// claude.record_time_to_first_chunk(Duration::from_millis(140));
+    /// claude.add_cost_usd(0.015);
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     #[inline]
     pub fn record(&self, duration: Duration, input_tokens: u64, output_tokens: u64) {
         self.duration.record_duration(duration);
@@ -656,13 +693,14 @@ impl LlmCallHandle {
         self.output_tokens.add(output_tokens);
     }
 
-    /// Records the time to the first chunk of a streaming call.
+    /// Records the time to the first chunk of a streaming call (example at
+    /// [`record`](Self::record)).
     #[inline]
     pub fn record_time_to_first_chunk(&self, ttfc: Duration) {
         self.time_to_first_chunk.record_duration(ttfc);
     }
 
-    /// Adds the call's cost in US dollars.
+    /// Adds the call's cost in US dollars (example at [`record`](Self::record)).
     #[inline]
     pub fn add_cost_usd(&self, usd: f64) {
         self.cost.add(usd);
@@ -677,6 +715,15 @@ pub struct OperationGuard {
 
 impl OperationGuard {
     /// Ends the operation now and returns its duration.
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let op = monitor.metrics().start_operation("retrieve")?;
+    /// let took = op.finish();
+    /// assert!(took < std::time::Duration::from_secs(1));
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
     pub fn finish(mut self) -> Duration {
         self.end()
     }
