@@ -1,7 +1,393 @@
-//! Prometheus `/metrics` HTTP exporter for beluga-metrics.
+//! # beluga-exporter-prometheus
 //!
-//! Not implemented yet: this crate is a placeholder in the workspace so the
-//! layout is fixed. Until it lands, encode with
-//! `beluga_metrics::Registry::encode` and serve the bytes with the
-//! `Content-Type` from `beluga_metrics::Format::content_type`.
+//! Serves a [`beluga_metrics::Registry`] at `/metrics` over HTTP (hyper 1 on
+//! tokio) for Prometheus to scrape, and pushes it to a Prometheus Pushgateway
+//! for short-lived jobs.
+//!
+//! ```no_run
+//! use beluga_exporter_prometheus::PrometheusExporter;
+//! use beluga_metrics::{Opts, Registry};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::new();
+//! registry.counter(Opts::new("agent_runs_total", "Agent runs."))?.inc();
+//! let exporter = PrometheusExporter::builder()
+//!     .registry(&registry)
+//!     .listen("0.0.0.0:2222")
+//!     .spawn()?; // on the current tokio runtime
+//! println!("serving http://{}/metrics", exporter.local_addr());
+//! // ... run the agent ...
+//! exporter.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Behaviour
+//!
+//! * `GET`/`HEAD` on the metrics path (default `/metrics`): the exposition in
+//!   OpenMetrics 1.0 when the `Accept` header prefers it (Prometheus ≥ 2.42
+//!   does), Prometheus text 0.0.4 otherwise, with the exact `Content-Type`.
+//!   A `format=text` or `format=openmetrics` query parameter (settable with
+//!   `params:` in a scrape config) overrides `Accept`. The body is gzipped when
+//!   `Accept-Encoding` allows it.
+//! * `GET /healthz`: `200 ok`. Other paths: `404`. Other methods: `405` with
+//!   `Allow: GET, HEAD`. A request with a body: `413`.
+//! * Encoding runs on tokio's blocking pool, never on a worker thread, with
+//!   encoders (and their buffers) reused between scrapes.
+//! * Limits: at most `max_concurrent_scrapes` encodes at once (default 4);
+//!   further scrapes wait up to `queue_timeout` (default 5 s), then get `503`
+//!   with `Retry-After: 1`. Request headers must arrive within
+//!   `header_read_timeout` (default 10 s; a client that connects and sends
+//!   nothing is disconnected) and fit in `max_header_bytes` (default 16 KiB;
+//!   larger ones get `431`). An encode slower than `response_timeout`
+//!   (default 10 s) gets `503`.
+//! * **Security:** without [`ExporterBuilder::auth`] the endpoint is public
+//!   to whoever can reach the port. With it, requests without the exact
+//!   `Authorization` header get `401` and a `WWW-Authenticate` challenge.
+//! * Self-metrics in the served registry: `beluga_exporter_scrapes_total{format}`,
+//!   `beluga_exporter_scrape_duration_seconds`, `beluga_exporter_encoded_bytes_total`,
+//!   `beluga_exporter_errors_total{reason}`.
+
 #![deny(missing_docs)]
+
+mod auth;
+mod base64;
+mod push;
+mod self_metrics;
+mod server;
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use beluga_metrics::{Registry, RegistryError};
+use tokio::sync::{watch, Semaphore};
+
+pub use auth::Auth;
+pub use push::{PeriodicPush, PushError, PushGateway, PushGatewayBuilder};
+
+/// The tutorial's default listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:2222";
+
+/// Why the exporter could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ExporterError {
+    /// The listen address could not be bound (in use, no permission, bad host).
+    Bind {
+        /// The address as given.
+        address: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// `spawn()` was called outside a tokio runtime.
+    NoRuntime,
+    /// The metrics path is not an absolute path or collides with `/healthz`.
+    InvalidPath(String),
+    /// The exporter's self-metrics clash with metrics already in the registry.
+    Registry(RegistryError),
+}
+
+impl fmt::Display for ExporterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExporterError::Bind { address, source } => write!(
+                f,
+                "cannot listen on {address}: {source}; pick a free port or stop what is using it"
+            ),
+            ExporterError::NoRuntime => f.write_str(
+                "spawn() needs a running tokio runtime; call it inside one, or use serve_in_thread()",
+            ),
+            ExporterError::InvalidPath(path) => write!(
+                f,
+                "invalid metrics path {path:?}: it must start with '/' and not be /healthz"
+            ),
+            ExporterError::Registry(e) => write!(f, "cannot register the exporter's self-metrics: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExporterError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExporterError::Bind { source, .. } => Some(source),
+            ExporterError::Registry(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The entry point: `PrometheusExporter::builder()`.
+#[derive(Debug)]
+pub struct PrometheusExporter;
+
+impl PrometheusExporter {
+    /// Starts configuring an exporter.
+    ///
+    /// ```
+    /// let builder = beluga_exporter_prometheus::PrometheusExporter::builder().listen("127.0.0.1:0");
+    /// # let _ = builder;
+    /// ```
+    pub fn builder() -> ExporterBuilder {
+        ExporterBuilder::default()
+    }
+}
+
+/// Configures an exporter; finish with [`spawn`](Self::spawn) or
+/// [`serve_in_thread`](Self::serve_in_thread).
+#[derive(Debug, Clone)]
+pub struct ExporterBuilder {
+    registry: Option<Registry>,
+    listen: String,
+    path: String,
+    auth: Option<Auth>,
+    max_concurrent_scrapes: usize,
+    queue_timeout: Duration,
+    header_read_timeout: Duration,
+    response_timeout: Duration,
+    max_header_bytes: usize,
+    gzip: bool,
+}
+
+impl Default for ExporterBuilder {
+    fn default() -> Self {
+        ExporterBuilder {
+            registry: None,
+            listen: DEFAULT_LISTEN.to_string(),
+            path: "/metrics".to_string(),
+            auth: None,
+            max_concurrent_scrapes: 4,
+            queue_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            gzip: true,
+        }
+    }
+}
+
+impl ExporterBuilder {
+    /// The registry to serve (default: [`Registry::global`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// The address to listen on (default `0.0.0.0:2222`; port 0 picks a free one).
+    pub fn listen(mut self, address: impl Into<String>) -> Self {
+        self.listen = address.into();
+        self
+    }
+
+    /// The metrics path (default `/metrics`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Requires these credentials on the metrics path (`/healthz` stays open).
+    ///
+    /// ```
+    /// use beluga_exporter_prometheus::{Auth, PrometheusExporter};
+    /// let builder = PrometheusExporter::builder().auth(Auth::Bearer("s3cret".into()));
+    /// # let _ = builder;
+    /// ```
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// How many scrapes may encode at once (default 4, at least 1).
+    pub fn max_concurrent_scrapes(mut self, n: usize) -> Self {
+        self.max_concurrent_scrapes = n.max(1);
+        self
+    }
+
+    /// How long a scrape waits for an encode slot before getting `503` (default 5 s).
+    pub fn queue_timeout(mut self, timeout: Duration) -> Self {
+        self.queue_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send its request headers (default 10 s).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long an encode may take before the scrape gets `503` (default 10 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Largest request head accepted, in bytes (default 16 KiB, at least 8 KiB).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes.max(8192);
+        self
+    }
+
+    /// Whether to gzip responses when the scraper allows it (default on).
+    pub fn gzip(mut self, enabled: bool) -> Self {
+        self.gzip = enabled;
+        self
+    }
+
+    fn prepare(self) -> Result<(Arc<server::Shared>, server::ConnectionLimits, std::net::TcpListener), ExporterError> {
+        if !self.path.starts_with('/') || self.path == "/healthz" {
+            return Err(ExporterError::InvalidPath(self.path));
+        }
+        let registry = self.registry.unwrap_or_else(|| Registry::global().clone());
+        let metrics = self_metrics::SelfMetrics::register(&registry).map_err(ExporterError::Registry)?;
+        let bind_error = |source| ExporterError::Bind {
+            address: self.listen.clone(),
+            source,
+        };
+        let addresses: Vec<SocketAddr> = self
+            .listen
+            .to_socket_addrs()
+            .map_err(bind_error)?
+            .collect();
+        let listener = std::net::TcpListener::bind(&addresses[..]).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let auth = self.auth.map(|a| {
+            let header = a.header_value();
+            (a, header)
+        });
+        let shared = Arc::new(server::Shared {
+            registry,
+            path: self.path,
+            auth,
+            scrape_slots: Semaphore::new(self.max_concurrent_scrapes),
+            queue_timeout: self.queue_timeout,
+            response_timeout: self.response_timeout,
+            gzip: self.gzip,
+            encoders: parking_lot::Mutex::new(Vec::new()),
+            metrics,
+        });
+        let limits = server::ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            max_header_bytes: self.max_header_bytes,
+            drain_timeout: self.response_timeout,
+        };
+        Ok((shared, limits, listener))
+    }
+
+    /// Binds and starts serving on the current tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use beluga_exporter_prometheus::PrometheusExporter;
+    /// let exporter = PrometheusExporter::builder()
+    ///     .registry(&beluga_metrics::Registry::new())
+    ///     .listen("127.0.0.1:0")
+    ///     .spawn()?;
+    /// assert_ne!(exporter.local_addr().port(), 0);
+    /// exporter.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn(self) -> Result<ExporterHandle, ExporterError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExporterError::NoRuntime)?;
+        let (shared, limits, listener) = self.prepare()?;
+        let local_addr = listener.local_addr().expect("a bound socket has an address");
+        let _guard = runtime.enter();
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| ExporterError::Bind {
+            address: local_addr.to_string(),
+            source,
+        })?;
+        let (stop, stopped) = watch::channel(false);
+        let task = runtime.spawn(server::serve(listener, shared, limits, stopped));
+        Ok(ExporterHandle {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// Binds, then serves from a background thread with its own
+    /// single-threaded tokio runtime, for programs that do not use tokio.
+    /// Returns once the socket is bound.
+    ///
+    /// ```
+    /// use beluga_exporter_prometheus::PrometheusExporter;
+    /// let exporter = PrometheusExporter::builder()
+    ///     .registry(&beluga_metrics::Registry::new())
+    ///     .listen("127.0.0.1:0")
+    ///     .serve_in_thread()?;
+    /// println!("serving on {}", exporter.local_addr());
+    /// exporter.shutdown();
+    /// # Ok::<(), beluga_exporter_prometheus::ExporterError>(())
+    /// ```
+    pub fn serve_in_thread(self) -> Result<ExporterThread, ExporterError> {
+        let (shared, limits, listener) = self.prepare()?;
+        let local_addr = listener.local_addr().expect("a bound socket has an address");
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("beluga-exporter".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread tokio runtime");
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => server::serve(listener, shared, limits, stopped).await,
+                        Err(_) => shared.metrics.error("listener"),
+                    }
+                });
+            })
+            .map_err(|source| ExporterError::Bind {
+                address: local_addr.to_string(),
+                source,
+            })?;
+        Ok(ExporterThread {
+            local_addr,
+            stop,
+            thread,
+        })
+    }
+}
+
+/// A running exporter on a tokio runtime.
+#[derive(Debug)]
+pub struct ExporterHandle {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ExporterHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight scrapes finish (up to the response
+    /// timeout), and returns when the server is gone.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A running exporter on its own thread.
+#[derive(Debug)]
+pub struct ExporterThread {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ExporterThread {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight scrapes finish, and joins the thread.
+    pub fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.thread.join();
+    }
+}

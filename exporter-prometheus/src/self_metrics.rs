@@ -1,0 +1,48 @@
+//! The exporter's own metrics, registered in the registry it serves.
+
+use beluga_metrics::{Buckets, Counter, Family, Histogram, Opts, Registry, RegistryError, Unit};
+
+#[derive(Clone)]
+pub(crate) struct SelfMetrics {
+    pub(crate) scrapes: Family<Counter>,
+    pub(crate) duration: Histogram,
+    pub(crate) encoded_bytes: Counter,
+    pub(crate) errors: Family<Counter>,
+}
+
+impl SelfMetrics {
+    pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
+        Ok(SelfMetrics {
+            scrapes: registry.counter_family(
+                Opts::new("beluga_exporter_scrapes_total", "Scrapes served, by exposition format.")
+                    .labels(["format"]),
+            )?,
+            duration: registry.histogram(
+                Opts::new(
+                    "beluga_exporter_scrape_duration_seconds",
+                    "Time to encode (and compress) one scrape.",
+                )
+                .unit(Unit::SECONDS),
+                Buckets::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            )?,
+            encoded_bytes: registry.counter(
+                Opts::new(
+                    "beluga_exporter_encoded_bytes_total",
+                    "Exposition bytes encoded, before compression.",
+                )
+                .unit(Unit::BYTES),
+            )?,
+            errors: registry.counter_family(
+                Opts::new(
+                    "beluga_exporter_errors_total",
+                    "Requests not answered with metrics, by reason.",
+                )
+                .labels(["reason"]),
+            )?,
+        })
+    }
+
+    pub(crate) fn error(&self, reason: &'static str) {
+        let _ = self.errors.with(&[reason], Counter::inc);
+    }
+}
