@@ -67,8 +67,3 @@ pub use visit::{Labels, Value, Visitor};
 pub fn counter_series_bytes() -> usize {
     metrics::counter_series_bytes()
 }
-
-/// The README's example, compiled and run as a doctest so it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

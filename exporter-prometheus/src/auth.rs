@@ -20,7 +20,10 @@ impl std::fmt::Debug for Auth {
         // Never print secrets.
         match self {
             Auth::Bearer(_) => f.write_str("Auth::Bearer(<redacted>)"),
-            Auth::Basic { username, .. } => write!(f, "Auth::Basic {{ username: {username:?}, password: <redacted> }}"),
+            Auth::Basic { username, .. } => write!(
+                f,
+                "Auth::Basic {{ username: {username:?}, password: <redacted> }}"
+            ),
         }
     }
 }
@@ -31,7 +34,10 @@ impl Auth {
         match self {
             Auth::Bearer(token) => format!("Bearer {token}"),
             Auth::Basic { username, password } => {
-                format!("Basic {}", crate::base64::standard(format!("{username}:{password}").as_bytes()))
+                format!(
+                    "Basic {}",
+                    crate::base64::standard(format!("{username}:{password}").as_bytes())
+                )
             }
         }
     }

@@ -233,21 +233,28 @@ impl ExporterBuilder {
         self
     }
 
-    fn prepare(self) -> Result<(Arc<server::Shared>, server::ConnectionLimits, std::net::TcpListener), ExporterError> {
+    fn prepare(
+        self,
+    ) -> Result<
+        (
+            Arc<server::Shared>,
+            server::ConnectionLimits,
+            std::net::TcpListener,
+        ),
+        ExporterError,
+    > {
         if !self.path.starts_with('/') || self.path == "/healthz" {
             return Err(ExporterError::InvalidPath(self.path));
         }
         let registry = self.registry.unwrap_or_else(|| Registry::global().clone());
-        let metrics = self_metrics::SelfMetrics::register(&registry).map_err(ExporterError::Registry)?;
+        let metrics =
+            self_metrics::SelfMetrics::register(&registry).map_err(ExporterError::Registry)?;
         let bind_error = |source| ExporterError::Bind {
             address: self.listen.clone(),
             source,
         };
-        let addresses: Vec<SocketAddr> = self
-            .listen
-            .to_socket_addrs()
-            .map_err(bind_error)?
-            .collect();
+        let addresses: Vec<SocketAddr> =
+            self.listen.to_socket_addrs().map_err(bind_error)?.collect();
         let listener = std::net::TcpListener::bind(&addresses[..]).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let auth = self.auth.map(|a| {
@@ -288,14 +295,18 @@ impl ExporterBuilder {
     /// # Ok(()) }
     /// ```
     pub fn spawn(self) -> Result<ExporterHandle, ExporterError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExporterError::NoRuntime)?;
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| ExporterError::NoRuntime)?;
         let (shared, limits, listener) = self.prepare()?;
-        let local_addr = listener.local_addr().expect("a bound socket has an address");
+        let local_addr = listener
+            .local_addr()
+            .expect("a bound socket has an address");
         let _guard = runtime.enter();
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| ExporterError::Bind {
-            address: local_addr.to_string(),
-            source,
-        })?;
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|source| ExporterError::Bind {
+                address: local_addr.to_string(),
+                source,
+            })?;
         let (stop, stopped) = watch::channel(false);
         let task = runtime.spawn(server::serve(listener, shared, limits, stopped));
         Ok(ExporterHandle {
@@ -321,7 +332,9 @@ impl ExporterBuilder {
     /// ```
     pub fn serve_in_thread(self) -> Result<ExporterThread, ExporterError> {
         let (shared, limits, listener) = self.prepare()?;
-        let local_addr = listener.local_addr().expect("a bound socket has an address");
+        let local_addr = listener
+            .local_addr()
+            .expect("a bound socket has an address");
         let (stop, stopped) = watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("beluga-exporter".into())
@@ -391,3 +404,10 @@ impl ExporterThread {
         let _ = self.thread.join();
     }
 }
+
+/// The README's examples, compiled (and, unless marked `no_run`, run) as
+/// doctests so they cannot rot. They live here because this crate depends
+/// on everything they use.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

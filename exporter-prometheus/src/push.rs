@@ -185,7 +185,10 @@ fn segment(name: &str, value: &str) -> String {
     } else {
         // The gateway spells an empty value as a lone `=`.
         let encoded = crate::base64::url_safe(value.as_bytes());
-        format!("{name}@base64/{}", if encoded.is_empty() { "=" } else { &encoded })
+        format!(
+            "{name}@base64/{}",
+            if encoded.is_empty() { "=" } else { &encoded }
+        )
     }
 }
 
@@ -286,7 +289,9 @@ impl PushGateway {
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
             }
-            match tokio::time::timeout(self.timeout, self.attempt(method.clone(), body.clone())).await {
+            match tokio::time::timeout(self.timeout, self.attempt(method.clone(), body.clone()))
+                .await
+            {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(Attempt::Fail(error))) => return Err(error),
                 Ok(Err(Attempt::Retry(why))) => last = why,
@@ -315,15 +320,20 @@ impl PushGateway {
         if let Some(auth) = &self.auth {
             request = request.header(
                 header::AUTHORIZATION,
-                HeaderValue::from_str(auth).map_err(|_| Attempt::Fail(PushError::Rejected {
-                    status: 0,
-                    body: "credentials are not a valid header value".into(),
-                }))?,
+                HeaderValue::from_str(auth).map_err(|_| {
+                    Attempt::Fail(PushError::Rejected {
+                        status: 0,
+                        body: "credentials are not a valid header value".into(),
+                    })
+                })?,
             );
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| Attempt::Fail(PushError::Rejected { status: 0, body: e.to_string() }))?;
+        let request = request.body(Full::new(body)).map_err(|e| {
+            Attempt::Fail(PushError::Rejected {
+                status: 0,
+                body: e.to_string(),
+            })
+        })?;
         let response = sender
             .send_request(request)
             .await
@@ -336,7 +346,12 @@ impl PushGateway {
             .into_body()
             .collect()
             .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).chars().take(300).collect())
+            .map(|b| {
+                String::from_utf8_lossy(&b.to_bytes())
+                    .chars()
+                    .take(300)
+                    .collect()
+            })
             .unwrap_or_default();
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             Err(Attempt::Retry(format!("{status}: {text}")))
@@ -385,8 +400,13 @@ mod tests {
 
     #[test]
     fn urls() {
-        let gw = PushGateway::builder("http://gw.local/prefix/", "j").build().unwrap();
-        assert_eq!((gw.authority.as_str(), gw.path()), ("gw.local:80", "/prefix/metrics/job/j"));
+        let gw = PushGateway::builder("http://gw.local/prefix/", "j")
+            .build()
+            .unwrap();
+        assert_eq!(
+            (gw.authority.as_str(), gw.path()),
+            ("gw.local:80", "/prefix/metrics/job/j")
+        );
         assert!(PushGateway::builder("http://", "j").build().is_err());
         assert!(PushGateway::builder("http://h:1", "").build().is_err());
     }

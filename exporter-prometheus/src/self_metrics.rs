@@ -14,8 +14,11 @@ impl SelfMetrics {
     pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
         Ok(SelfMetrics {
             scrapes: registry.counter_family(
-                Opts::new("beluga_exporter_scrapes_total", "Scrapes served, by exposition format.")
-                    .labels(["format"]),
+                Opts::new(
+                    "beluga_exporter_scrapes_total",
+                    "Scrapes served, by exposition format.",
+                )
+                .labels(["format"]),
             )?,
             duration: registry.histogram(
                 Opts::new(
@@ -23,7 +26,10 @@ impl SelfMetrics {
                     "Time to encode (and compress) one scrape.",
                 )
                 .unit(Unit::SECONDS),
-                Buckets::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+                Buckets::new([
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0,
+                ]),
             )?,
             encoded_bytes: registry.counter(
                 Opts::new(

@@ -104,7 +104,10 @@ pub(crate) async fn serve(
     }
     drop(listener);
     let drained = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(limits.drain_timeout, drained).await.is_err() {
+    if tokio::time::timeout(limits.drain_timeout, drained)
+        .await
+        .is_err()
+    {
         connections.abort_all();
     }
 }
@@ -120,13 +123,19 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
         }
     } else {
         shared.metrics.error("not_found");
-        plain(StatusCode::NOT_FOUND, "not found: metrics are served at the configured path\n")
+        plain(
+            StatusCode::NOT_FOUND,
+            "not found: metrics are served at the configured path\n",
+        )
     }
 }
 
 fn method_not_allowed(shared: &Shared) -> HttpResponse {
     shared.metrics.error("method_not_allowed");
-    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are allowed\n");
+    let mut response = plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only GET and HEAD are allowed\n",
+    );
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -164,7 +173,10 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
         let mut parts = item.split(';').map(str::trim);
         let coding = parts.next().unwrap_or("").to_ascii_lowercase();
         let q = parts
-            .find_map(|p| p.strip_prefix("q=").map(|q| q.parse::<f32>().unwrap_or(0.0)))
+            .find_map(|p| {
+                p.strip_prefix("q=")
+                    .map(|q| q.parse::<f32>().unwrap_or(0.0))
+            })
             .unwrap_or(1.0);
         (coding == "gzip" || coding == "*") && q > 0.0
     })
@@ -174,37 +186,48 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return method_not_allowed(shared);
     }
-    let has_body = req.body().size_hint().lower() > 0
-        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let has_body =
+        req.body().size_hint().lower() > 0 || req.headers().contains_key(header::TRANSFER_ENCODING);
     if has_body {
         shared.metrics.error("body_refused");
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "scrape requests take no body\n");
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "scrape requests take no body\n",
+        );
     }
     if let Some((auth, expected)) = &shared.auth {
-        let given = req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
         if !given.is_some_and(|g| constant_time_eq(g, expected.as_bytes())) {
             shared.metrics.error("unauthorized");
             let mut response = plain(StatusCode::UNAUTHORIZED, "credentials required\n");
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(auth.challenge()));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(auth.challenge()),
+            );
             return response;
         }
     }
     let format = requested_format(&req);
     let gzip = shared.gzip && accepts_gzip(&req);
 
-    let permit = match tokio::time::timeout(shared.queue_timeout, shared.scrape_slots.acquire()).await {
-        Ok(Ok(permit)) => permit,
-        _ => {
-            shared.metrics.error("busy");
-            let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n");
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
-    };
+    let permit =
+        match tokio::time::timeout(shared.queue_timeout, shared.scrape_slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                shared.metrics.error("busy");
+                let mut response = plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many concurrent scrapes\n",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        };
 
     let started = Instant::now();
     let registry = shared.registry.clone();
@@ -218,7 +241,9 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
                 Vec::with_capacity(plain_len / 4),
                 flate2::Compression::fast(),
             );
-            gz.write_all(encoded).and_then(|()| gz.finish()).map(Bytes::from)
+            gz.write_all(encoded)
+                .and_then(|()| gz.finish())
+                .map(Bytes::from)
         } else {
             Ok(Bytes::copy_from_slice(encoded))
         };
@@ -234,7 +259,10 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
         }
         Err(_) => {
             shared.metrics.error("timeout");
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "encoding took longer than the response timeout\n");
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "encoding took longer than the response timeout\n",
+            );
         }
     };
     shared.encoders.lock().push(encoder);
@@ -249,8 +277,14 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
 
     let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));

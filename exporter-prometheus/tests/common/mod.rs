@@ -1,0 +1,303 @@
+//! Test harness: real Prometheus and Pushgateway processes on 127.0.0.1,
+//! and a minimal blocking HTTP client. Everything polls for readiness.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "beluga-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Process {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    pub fn spawn(program: &str, args: &[String], log: PathBuf) -> Process {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}): run scripts/test.sh, which installs it")
+            });
+        Process { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `limit`.
+pub fn poll<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+}
+
+/// Sends one raw HTTP/1.1 request (with `Connection: close`) and reads the
+/// whole response.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw, method == "HEAD")
+}
+
+fn parse_response(raw: &[u8], head_only: bool) -> std::io::Result<HttpResponse> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad("non-UTF-8 head"))?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked && !head_only {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+pub fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    request(addr, "GET", target, headers, b"").expect("GET failed")
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A real Prometheus server started for one test.
+pub struct Prometheus {
+    pub addr: SocketAddr,
+    _process: Process,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with a 1 s scrape interval and these
+    /// `scrape_configs` entries (YAML, already indented as list items).
+    pub fn start(scrape_configs: &str) -> Prometheus {
+        let dir = TempDir::new("prometheus");
+        let config = dir.0.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{scrape_configs}"),
+        )
+        .unwrap();
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let process = Process::spawn(
+            "prometheus",
+            &[
+                format!("--config.file={}", config.display()),
+                format!("--storage.tsdb.path={}", dir.0.join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+            ],
+            dir.0.join("prometheus.log"),
+        );
+        poll("Prometheus to be ready", Duration::from_secs(30), || {
+            request(addr, "GET", "/-/ready", &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+        Prometheus {
+            addr,
+            _process: process,
+            _dir: dir,
+        }
+    }
+
+    /// Runs an instant query and returns `data.result`.
+    pub fn query(&self, expr: &str) -> Vec<serde_json::Value> {
+        let response = get(
+            self.addr,
+            &format!("/api/v1/query?query={}", percent_encode(expr)),
+            &[],
+        );
+        assert_eq!(response.status, 200, "query {expr}: {}", response.text());
+        let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Polls until `expr` returns at least one series.
+    pub fn wait_for(&self, expr: &str, limit: Duration) -> Vec<serde_json::Value> {
+        poll(
+            &format!("Prometheus to return data for {expr}"),
+            limit,
+            || Some(self.query(expr)).filter(|r| !r.is_empty()),
+        )
+    }
+
+    pub fn log(&self) -> String {
+        self._process.log_text()
+    }
+}
+
+/// The value of an instant-query result as a float.
+pub fn value_of(series: &serde_json::Value) -> f64 {
+    series["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// A real Pushgateway started for one test.
+pub struct Pushgateway {
+    pub addr: SocketAddr,
+    _process: Process,
+    _dir: TempDir,
+}
+
+impl Pushgateway {
+    pub fn start() -> Pushgateway {
+        let dir = TempDir::new("pushgateway");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let process = Process::spawn(
+            "prometheus-pushgateway",
+            &[
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                format!("--persistence.file={}", dir.0.join("pg.data").display()),
+            ],
+            dir.0.join("pushgateway.log"),
+        );
+        poll("Pushgateway to be ready", Duration::from_secs(30), || {
+            request(addr, "GET", "/-/ready", &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+        Pushgateway {
+            addr,
+            _process: process,
+            _dir: dir,
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! A real Prometheus scrapes the exporter in both formats, and what it stores
+//! equals what the test recorded.
+
+mod common;
+
+use std::time::Duration;
+
+use beluga_exporter_prometheus::PrometheusExporter;
+use beluga_metrics::{Buckets, Opts, Registry, Unit};
+use common::{value_of, Prometheus};
+
+/// Label values that escaping has to carry through untouched.
+const NASTY: [&str; 5] = [
+    "say \"hi\"",
+    "back\\slash",
+    "literal \\\\ two",
+    "line\nbreak",
+    "🐋 ünïcødé",
+];
+
+fn recorded_registry() -> Registry {
+    let r = Registry::new();
+    r.counter(Opts::new("test_requests_total", "Requests."))
+        .unwrap()
+        .add(1234);
+    r.gauge(Opts::new("test_queue_depth", "Queue depth."))
+        .unwrap()
+        .set(-7.25);
+    r.float_counter(Opts::new("test_cost_usd_total", "Cost.").unit(Unit::USD))
+        .unwrap()
+        .add(12.5);
+    let h = r
+        .histogram(
+            Opts::new("test_latency_seconds", "Latency.").unit(Unit::SECONDS),
+            Buckets::new([0.1, 0.5, 1.0]),
+        )
+        .unwrap();
+    for v in [0.05, 0.1, 0.2, 0.5, 0.7, 3.0] {
+        h.record(v);
+    }
+    let nasty = r
+        .counter_family(Opts::new("test_nasty_total", "Nasty labels.").labels(["value"]))
+        .unwrap();
+    for (i, value) in NASTY.iter().enumerate() {
+        nasty.with_labels(&[value]).unwrap().add(i as u64 + 1);
+    }
+    r
+}
+
+#[test]
+fn prometheus_stores_exactly_what_was_recorded_in_both_formats() {
+    let registry = recorded_registry();
+    let exporter = PrometheusExporter::builder()
+        .registry(&registry)
+        .listen("127.0.0.1:0")
+        .serve_in_thread()
+        .unwrap();
+    let target = exporter.local_addr();
+    let prometheus = Prometheus::start(&format!(
+        "  - job_name: openmetrics\n    static_configs: [{{targets: ['{target}']}}]\n\
+         \x20 - job_name: text\n    params: {{format: [text]}}\n    static_configs: [{{targets: ['{target}']}}]\n"
+    ));
+    for job in ["openmetrics", "text"] {
+        prometheus.wait_for(
+            &format!("up{{job=\"{job}\"}} == 1"),
+            Duration::from_secs(60),
+        );
+        prometheus.wait_for(
+            &format!("test_requests_total{{job=\"{job}\"}}"),
+            Duration::from_secs(30),
+        );
+    }
+
+    for job in ["openmetrics", "text"] {
+        let one = |expr: &str| {
+            let result = prometheus.query(&format!("{expr}{{job=\"{job}\"}}"));
+            assert_eq!(
+                result.len(),
+                1,
+                "{expr} in job {job}: {result:?}\n{}",
+                prometheus.log()
+            );
+            value_of(&result[0])
+        };
+        assert_eq!(one("test_requests_total"), 1234.0, "{job}");
+        assert_eq!(one("test_queue_depth"), -7.25, "{job}");
+        assert_eq!(one("test_cost_usd_total"), 12.5, "{job}");
+        assert_eq!(one("test_latency_seconds_count"), 6.0, "{job}");
+        assert!(
+            (one("test_latency_seconds_sum") - 4.55).abs() < 1e-9,
+            "{job}"
+        );
+        let buckets = prometheus.query(&format!("test_latency_seconds_bucket{{job=\"{job}\"}}"));
+        let mut by_le: Vec<(String, f64)> = buckets
+            .iter()
+            .map(|s| (s["metric"]["le"].as_str().unwrap().to_string(), value_of(s)))
+            .collect();
+        by_le.sort_by(|a, b| a.0.cmp(&b.0));
+        let expected = [("+Inf", 6.0), ("0.1", 2.0), ("0.5", 4.0), ("1.0", 5.0)];
+        let by_le: Vec<(&str, f64)> = by_le.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        // Prometheus normalises `le` differently per parser version; compare numerically.
+        let numeric = |pairs: &[(&str, f64)]| {
+            let mut v: Vec<(f64, f64)> = pairs
+                .iter()
+                .map(|(l, c)| (l.replace("+Inf", "inf").parse::<f64>().unwrap(), *c))
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v
+        };
+        assert_eq!(numeric(&by_le), numeric(&expected), "{job}");
+
+        let nasty = prometheus.query(&format!("test_nasty_total{{job=\"{job}\"}}"));
+        assert_eq!(nasty.len(), NASTY.len(), "{job}: {nasty:?}");
+        for (i, value) in NASTY.iter().enumerate() {
+            let found = nasty
+                .iter()
+                .find(|s| s["metric"]["value"].as_str() == Some(value))
+                .unwrap_or_else(|| {
+                    panic!("{job}: label value {value:?} did not survive: {nasty:?}")
+                });
+            assert_eq!(value_of(found), (i + 1) as f64);
+        }
+    }
+
+    // Both formats were really served.
+    let text = registry.encode(beluga_metrics::Format::PrometheusText);
+    let scrapes = |format: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "beluga_exporter_scrapes_total{{format=\"{format}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(scrapes("openmetrics") > 0 && scrapes("text") > 0, "{text}");
+    exporter.shutdown();
+}
