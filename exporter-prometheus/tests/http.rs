@@ -309,3 +309,61 @@ async fn spawn_on_the_current_runtime_and_shut_down_gracefully() {
         "the port is closed after shutdown"
     );
 }
+
+/// A registry big enough that one encode takes a few milliseconds.
+fn big_registry() -> Registry {
+    let r = Registry::new();
+    let family = r
+        .counter_family(Opts::new("big_total", "Big.").labels(["k"]).cardinality_limit(300_000))
+        .unwrap();
+    for i in 0..200_000 {
+        family.with_labels(&[i.to_string()]).unwrap().inc();
+    }
+    r
+}
+
+#[test]
+fn scrapes_beyond_the_concurrency_cap_get_503_after_the_queue_timeout() {
+    let r = big_registry();
+    let exporter = PrometheusExporter::builder()
+        .registry(&r)
+        .listen("127.0.0.1:0")
+        .max_concurrent_scrapes(1)
+        .queue_timeout(Duration::from_millis(1))
+        .serve_in_thread()
+        .unwrap();
+    let addr = exporter.local_addr();
+    let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(move || {
+                    let r = get(addr, "/metrics", &[]);
+                    (r.status, r.header("retry-after").map(str::to_string))
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().any(|(s, _)| *s == 200), "{statuses:?}");
+    let busy: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!busy.is_empty(), "no scrape was turned away: {statuses:?}");
+    assert!(busy.iter().all(|(_, retry)| retry.as_deref() == Some("1")));
+    assert!(r.encode(Format::PrometheusText).contains("beluga_exporter_errors_total{reason=\"busy\"}"));
+    exporter.shutdown();
+}
+
+#[test]
+fn an_encode_slower_than_the_response_timeout_gets_503() {
+    let r = big_registry();
+    let exporter = PrometheusExporter::builder()
+        .registry(&r)
+        .listen("127.0.0.1:0")
+        .response_timeout(Duration::from_micros(10))
+        .serve_in_thread()
+        .unwrap();
+    let response = get(exporter.local_addr(), "/metrics", &[]);
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert!(response.text().contains("response timeout"));
+    assert_eq!(get(exporter.local_addr(), "/healthz", &[]).status, 200);
+    exporter.shutdown();
+}
