@@ -1,6 +1,571 @@
-//! OTLP exporter for beluga-metrics.
+//! # beluga-exporter-otlp
 //!
-//! Not implemented yet: this crate is a placeholder in the workspace so the
-//! layout is fixed. Exporters read a registry through
-//! `beluga_metrics::Registry::visit`, the same data the Prometheus encoder reads.
+//! Pushes a [`beluga_metrics::Registry`] to any OpenTelemetry collector over
+//! OTLP/HTTP with protobuf bodies (`POST {endpoint}/v1/metrics`), using the
+//! official wire types from the `opentelemetry-proto` crate. The collector
+//! then fans out to Mimir, Thanos, Datadog or anything else, and the
+//! instrumentation code does not change.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use beluga_exporter_otlp::OtlpExporter;
+//! use beluga_metrics::monitor::Monitor;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let monitor = Monitor::builder().service_name("my-agent").build()?;
+//! let exporter = OtlpExporter::builder()
+//!     .monitor(&monitor) // registry and service.name
+//!     .endpoint("http://127.0.0.1:4318")
+//!     .spawn()?;
+//! // ... the agent records through monitor.metrics() ...
+//! exporter.shutdown(Duration::from_secs(5)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## What is sent
+//!
+//! * One resource with `service.name` and `telemetry.sdk.{name,language,version}`
+//!   plus `OTEL_RESOURCE_ATTRIBUTES` and builder attributes; one scope,
+//!   `beluga-metrics`.
+//! * Counters as monotonic Sums (integer or double points), gauges as
+//!   Gauges, histograms as explicit-bucket Histograms with the same
+//!   boundaries as the Prometheus output, plus min and max. Metric names are
+//!   the registry's family names (Prometheus-style, without `_total`), units
+//!   are UCUM (`s`, `By`, `{token}`). The cardinality-overflow series carries
+//!   the attribute `otel.metric.overflow=true`, as the OpenTelemetry SDK does.
+//! * Cumulative temporality by default: a failed export is superseded by the
+//!   next one and nothing is lost. With [`Temporality::Delta`], each point
+//!   holds the change since the last *successful* export, so undelivered
+//!   changes ride along with the next attempt (the state kept is one value
+//!   per live series).
+//!
+//! ## Configuration
+//!
+//! Builder values win over the environment, which wins over the defaults:
+//!
+//! | setting | builder | environment | default |
+//! |---|---|---|---|
+//! | URL | `endpoint` (base, `/v1/metrics` added) or `metrics_endpoint` (as is) | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (as is), `OTEL_EXPORTER_OTLP_ENDPOINT` (base) | `http://localhost:4318/v1/metrics` |
+//! | headers | `header` | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_METRICS_HEADERS` | none |
+//! | request timeout | `timeout` | `OTEL_EXPORTER_OTLP_TIMEOUT`, `..._METRICS_TIMEOUT` (ms) | 10 s |
+//! | compression | `compression` | `OTEL_EXPORTER_OTLP_COMPRESSION`, `..._METRICS_COMPRESSION` | none |
+//! | interval | `interval` | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
+//! | service name | `service_name`, `monitor` | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
+//! | resource | `resource_attribute` | `OTEL_RESOURCE_ATTRIBUTES` | |
+//!
+//! Only `http://` URLs are supported; put TLS in a local collector.
+//!
+//! ## Failures
+//!
+//! Exports run on a background task; recording is never blocked or slowed.
+//! Retries back off exponentially with jitter on 429, 502, 503, 504,
+//! connection errors and timeouts, waiting `Retry-After` when the collector
+//! gives one, for at most the export interval; other statuses are not
+//! retried. Failures go to the [`on_error`](OtlpExporterBuilder::on_error)
+//! callback and to self-metrics in the exported registry:
+//! `beluga_otlp_exports_total{outcome}`, `beluga_otlp_last_success_timestamp_seconds`,
+//! `beluga_otlp_rejected_data_points_total`. Nothing panics and nothing is logged.
+
 #![deny(missing_docs)]
+
+mod config;
+mod convert;
+mod transport;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beluga_metrics::monitor::Monitor;
+use beluga_metrics::{Counter, Family, Gauge, Opts, Registry, RegistryError, Unit};
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+pub use config::{Compression, Temporality};
+
+/// Why an export (or the exporter's start) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// A setting is unusable (bad URL, header, ...).
+    InvalidConfig(String),
+    /// `spawn()` was called outside a tokio runtime.
+    NoRuntime,
+    /// Registering the exporter's self-metrics failed.
+    Registry(RegistryError),
+    /// Every attempt failed to connect, timed out or got a retryable status.
+    Unreachable {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// The collector refused the request with a non-retryable status.
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The start of the response body.
+        message: String,
+    },
+    /// The collector accepted the request but rejected some data points.
+    PartialSuccess {
+        /// Data points rejected.
+        rejected_data_points: i64,
+        /// The collector's explanation.
+        message: String,
+    },
+    /// The deadline passed before the export could be delivered.
+    DeadlineExceeded {
+        /// Attempts made before it passed.
+        attempts: u32,
+    },
+    /// The exporter has been shut down.
+    Stopped,
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::InvalidConfig(why) => write!(f, "invalid OTLP exporter setting: {why}"),
+            ExportError::NoRuntime => {
+                f.write_str("spawn() needs a running tokio runtime; call it inside one")
+            }
+            ExportError::Registry(e) => {
+                write!(f, "cannot register the exporter's self-metrics: {e}")
+            }
+            ExportError::Unreachable { attempts, last } => write!(
+                f,
+                "OTLP collector unreachable after {attempts} attempt(s), last: {last}; the next \
+                 export retries (cumulative data is not lost)"
+            ),
+            ExportError::Rejected { status, message } => write!(
+                f,
+                "OTLP collector refused the export ({status}): {message}; check the endpoint path \
+                 and headers"
+            ),
+            ExportError::PartialSuccess {
+                rejected_data_points,
+                message,
+            } => write!(
+                f,
+                "OTLP collector rejected {rejected_data_points} data point(s): {message}"
+            ),
+            ExportError::DeadlineExceeded { attempts } => write!(
+                f,
+                "OTLP export not delivered before its deadline ({attempts} attempt(s))"
+            ),
+            ExportError::Stopped => f.write_str("the OTLP exporter has been shut down"),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+type ErrorCallback = Arc<dyn Fn(&ExportError) + Send + Sync>;
+
+/// Configures an exporter. Start with [`OtlpExporter::builder`].
+#[derive(Clone, Default)]
+pub struct OtlpExporterBuilder {
+    registry: Option<Registry>,
+    endpoint: Option<String>,
+    metrics_endpoint: Option<String>,
+    headers: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    compression: Option<Compression>,
+    interval: Option<Duration>,
+    service_name: Option<String>,
+    resource: Vec<(String, String)>,
+    temporality: Option<Temporality>,
+    backoff: Option<(Duration, Duration)>,
+    on_error: Option<ErrorCallback>,
+}
+
+impl fmt::Debug for OtlpExporterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporterBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("metrics_endpoint", &self.metrics_endpoint)
+            .field("interval", &self.interval)
+            .field("service_name", &self.service_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpExporterBuilder {
+    /// The registry to export (default: [`Registry::global`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// Exports a monitor's registry with its service name.
+    pub fn monitor(mut self, monitor: &Monitor) -> Self {
+        self.registry = Some(monitor.registry().clone());
+        self.service_name = Some(monitor.service_name().to_string());
+        self
+    }
+
+    /// Base URL of the collector, `http://host:4318`; `/v1/metrics` is added.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// Full URL of the metrics endpoint, used as is.
+    pub fn metrics_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.metrics_endpoint = Some(url.into());
+        self
+    }
+
+    /// Adds a request header (e.g. an API key). Replaces an environment
+    /// header of the same name.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Per-request timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Request body compression.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// Time between periodic exports.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// The `service.name` resource attribute.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Adds a resource attribute; wins over `OTEL_RESOURCE_ATTRIBUTES`.
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resource.push((key.into(), value.into()));
+        self
+    }
+
+    /// Cumulative (default) or delta temporality for sums and histograms.
+    pub fn temporality(mut self, temporality: Temporality) -> Self {
+        self.temporality = Some(temporality);
+        self
+    }
+
+    /// First and largest wait between retries (default 500 ms and 5 s).
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = Some((initial, max.max(initial)));
+        self
+    }
+
+    /// Called (on the exporter's task) with every failed or partially
+    /// rejected export. Keep it quick.
+    pub fn on_error(mut self, callback: impl Fn(&ExportError) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Arc::new(callback));
+        self
+    }
+
+    /// Starts periodic exports on the current tokio runtime.
+    pub fn spawn(self) -> Result<OtlpExporter, ExportError> {
+        let env = |key: &str| std::env::var(key).ok();
+        self.spawn_with_env(&env)
+    }
+
+    fn spawn_with_env(self, env: config::EnvSource<'_>) -> Result<OtlpExporter, ExportError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExportError::NoRuntime)?;
+        let url = match (&self.metrics_endpoint, &self.endpoint) {
+            (Some(url), _) => url.clone(),
+            (None, Some(base)) => format!("{}/v1/metrics", base.trim_end_matches('/')),
+            (None, None) => config::endpoint_from_env(env),
+        };
+        let target = config::Target::parse(&url)
+            .map_err(|why| ExportError::InvalidConfig(format!("{url}: {why}")))?;
+
+        let mut headers = config::headers_from_env(env);
+        for (name, value) in &self.headers {
+            headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
+            headers.push((name.clone(), value.clone()));
+        }
+        let headers = headers
+            .into_iter()
+            .map(|(name, value)| {
+                let bad =
+                    |what| ExportError::InvalidConfig(format!("header {name:?}: invalid {what}"));
+                Ok((
+                    HeaderName::try_from(name.as_str()).map_err(|_| bad("name"))?,
+                    HeaderValue::try_from(value.as_str()).map_err(|_| bad("value"))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ExportError>>()?;
+
+        let interval = self
+            .interval
+            .or_else(|| config::millis(env, "OTEL_METRIC_EXPORT_INTERVAL"))
+            .filter(|i| !i.is_zero())
+            .unwrap_or(Duration::from_secs(60));
+        let timeout = self
+            .timeout
+            .or_else(|| config::timeout_from_env(env))
+            .unwrap_or(Duration::from_secs(10));
+        let compression = self
+            .compression
+            .or_else(|| config::compression_from_env(env))
+            .unwrap_or(Compression::None);
+
+        let mut resource = env("OTEL_RESOURCE_ATTRIBUTES")
+            .map(|r| config::parse_pairs(&r))
+            .unwrap_or_default();
+        for (key, value) in self.resource {
+            resource.retain(|(k, _)| *k != key);
+            resource.push((key, value));
+        }
+        let service_name = self
+            .service_name
+            .or_else(|| env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()))
+            .or_else(|| {
+                resource
+                    .iter()
+                    .find(|(k, _)| k == "service.name")
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_else(|| beluga_metrics::monitor::DEFAULT_SERVICE_NAME.to_string());
+        resource.retain(|(k, _)| k != "service.name" && !k.starts_with("telemetry.sdk."));
+        let mut attributes = vec![
+            convert::string_attribute("service.name", &service_name),
+            convert::string_attribute("telemetry.sdk.name", "beluga-metrics"),
+            convert::string_attribute("telemetry.sdk.language", "rust"),
+            convert::string_attribute("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        ];
+        attributes.extend(
+            resource
+                .iter()
+                .map(|(k, v)| convert::string_attribute(k, v)),
+        );
+
+        let registry = self.registry.unwrap_or_else(|| Registry::global().clone());
+        let metrics = SelfMetrics::register(&registry).map_err(ExportError::Registry)?;
+        let (initial, max) = self
+            .backoff
+            .unwrap_or((Duration::from_millis(500), Duration::from_secs(5)));
+        let worker = Worker {
+            registry,
+            converter: convert::Converter::new(
+                attributes,
+                self.temporality.unwrap_or(Temporality::Cumulative),
+            ),
+            transport: transport::Transport {
+                target,
+                headers,
+                gzip: compression == Compression::Gzip,
+                timeout,
+                initial_backoff: initial,
+                max_backoff: max,
+            },
+            retry_budget: interval,
+            metrics,
+            on_error: self.on_error,
+        };
+        let (commands, receiver) = mpsc::channel(8);
+        let task = runtime.spawn(worker.run(interval, receiver));
+        Ok(OtlpExporter {
+            commands,
+            task,
+            interval,
+            service_name,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct SelfMetrics {
+    exports: Family<Counter>,
+    last_success: Gauge,
+    rejected_points: Counter,
+}
+
+impl SelfMetrics {
+    fn register(registry: &Registry) -> Result<Self, RegistryError> {
+        Ok(SelfMetrics {
+            exports: registry.counter_family(
+                Opts::new(
+                    "beluga_otlp_exports_total",
+                    "OTLP exports, by outcome (success or failure).",
+                )
+                .labels(["outcome"]),
+            )?,
+            last_success: registry.gauge(
+                Opts::new(
+                    "beluga_otlp_last_success_timestamp_seconds",
+                    "When the last OTLP export was delivered, in seconds since the Unix epoch.",
+                )
+                .unit(Unit::SECONDS),
+            )?,
+            rejected_points: registry.counter(Opts::new(
+                "beluga_otlp_rejected_data_points_total",
+                "Data points the collector reported rejecting in partial-success responses.",
+            ))?,
+        })
+    }
+}
+
+enum Command {
+    Flush(oneshot::Sender<Result<(), ExportError>>),
+    Shutdown(Instant, oneshot::Sender<Result<(), ExportError>>),
+}
+
+struct Worker {
+    registry: Registry,
+    converter: convert::Converter,
+    transport: transport::Transport,
+    retry_budget: Duration,
+    metrics: SelfMetrics,
+    on_error: Option<ErrorCallback>,
+}
+
+impl Worker {
+    async fn run(mut self, interval: Duration, mut commands: mpsc::Receiver<Command>) {
+        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let deadline = Instant::now() + self.retry_budget;
+                    let _ = self.export(deadline).await;
+                }
+                command = commands.recv() => match command {
+                    Some(Command::Flush(reply)) => {
+                        let deadline = Instant::now() + self.retry_budget;
+                        let _ = reply.send(self.export(deadline).await);
+                    }
+                    Some(Command::Shutdown(deadline, reply)) => {
+                        let _ = reply.send(self.export(deadline).await);
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    fn report(&self, error: &ExportError) {
+        if let Some(callback) = &self.on_error {
+            callback(error);
+        }
+    }
+
+    async fn export(&mut self, deadline: Instant) -> Result<(), ExportError> {
+        let batch = self.converter.collect(&self.registry);
+        let mut body = batch.request.encode_to_vec();
+        if self.transport.gzip {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            body = gz
+                .write_all(&body)
+                .and_then(|()| gz.finish())
+                .map_err(|e| ExportError::InvalidConfig(format!("gzip: {e}")))?;
+        }
+        match self.transport.send(Bytes::from(body), deadline).await {
+            Ok(delivered) => {
+                self.converter.commit(batch);
+                let _ = self.metrics.exports.with(&["success"], Counter::inc);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                self.metrics.last_success.set(now);
+                if delivered.rejected_data_points > 0 {
+                    self.metrics
+                        .rejected_points
+                        .add(delivered.rejected_data_points as u64);
+                    self.report(&ExportError::PartialSuccess {
+                        rejected_data_points: delivered.rejected_data_points,
+                        message: delivered.message,
+                    });
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let _ = self.metrics.exports.with(&["failure"], Counter::inc);
+                self.report(&error);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A running exporter. Dropping it stops periodic exports without a final
+/// one; call [`shutdown`](Self::shutdown) to deliver the last values.
+#[derive(Debug)]
+pub struct OtlpExporter {
+    commands: mpsc::Sender<Command>,
+    task: tokio::task::JoinHandle<()>,
+    interval: Duration,
+    service_name: String,
+}
+
+impl OtlpExporter {
+    /// Starts configuring an exporter.
+    ///
+    /// ```
+    /// let builder = beluga_exporter_otlp::OtlpExporter::builder()
+    ///     .endpoint("http://127.0.0.1:4318")
+    ///     .interval(std::time::Duration::from_secs(10));
+    /// # let _ = builder;
+    /// ```
+    pub fn builder() -> OtlpExporterBuilder {
+        OtlpExporterBuilder::default()
+    }
+
+    /// The export interval in effect.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The `service.name` in effect.
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
+
+    /// Exports now and waits for the outcome.
+    pub async fn force_flush(&self) -> Result<(), ExportError> {
+        let (reply, outcome) = oneshot::channel();
+        self.commands
+            .send(Command::Flush(reply))
+            .await
+            .map_err(|_| ExportError::Stopped)?;
+        outcome.await.map_err(|_| ExportError::Stopped)?
+    }
+
+    /// Makes a final export and stops, returning within `deadline` whatever
+    /// the collector does.
+    pub async fn shutdown(self, deadline: Duration) -> Result<(), ExportError> {
+        let until = Instant::now() + deadline;
+        let (reply, outcome) = oneshot::channel();
+        let result = tokio::time::timeout_at(until, async {
+            self.commands
+                .send(Command::Shutdown(until, reply))
+                .await
+                .map_err(|_| ExportError::Stopped)?;
+            outcome.await.map_err(|_| ExportError::Stopped)?
+        })
+        .await;
+        self.task.abort();
+        result.unwrap_or(Err(ExportError::DeadlineExceeded { attempts: 0 }))
+    }
+}
+
+impl Drop for OtlpExporter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

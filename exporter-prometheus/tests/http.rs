@@ -314,7 +314,11 @@ async fn spawn_on_the_current_runtime_and_shut_down_gracefully() {
 fn big_registry() -> Registry {
     let r = Registry::new();
     let family = r
-        .counter_family(Opts::new("big_total", "Big.").labels(["k"]).cardinality_limit(300_000))
+        .counter_family(
+            Opts::new("big_total", "Big.")
+                .labels(["k"])
+                .cardinality_limit(300_000),
+        )
         .unwrap();
     for i in 0..200_000 {
         family.with_labels(&[i.to_string()]).unwrap().inc();
@@ -348,7 +352,9 @@ fn scrapes_beyond_the_concurrency_cap_get_503_after_the_queue_timeout() {
     let busy: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
     assert!(!busy.is_empty(), "no scrape was turned away: {statuses:?}");
     assert!(busy.iter().all(|(_, retry)| retry.as_deref() == Some("1")));
-    assert!(r.encode(Format::PrometheusText).contains("beluga_exporter_errors_total{reason=\"busy\"}"));
+    assert!(r
+        .encode(Format::PrometheusText)
+        .contains("beluga_exporter_errors_total{reason=\"busy\"}"));
     exporter.shutdown();
 }
 

@@ -1,0 +1,318 @@
+//! Registry -> OTLP `ExportMetricsServiceRequest`, through the core's
+//! visitor API (the same data the Prometheus encoder reads; no text parsing).
+
+use std::collections::HashMap;
+
+use beluga_metrics::{Descriptor, HistogramValue, Labels, MetricType, Registry, Value, Visitor};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use crate::config::Temporality;
+
+/// The label the core uses for the cardinality-overflow series, and the
+/// attribute OpenTelemetry uses for it.
+const OVERFLOW_LABEL: &str = "otel_metric_overflow";
+const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
+
+pub(crate) fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// What a series had reached in the last successful export (for deltas).
+#[derive(Debug, Clone, PartialEq)]
+enum Sent {
+    Int(u64),
+    Float(f64),
+    Histogram { counts: Vec<u64>, sum: f64 },
+}
+
+type SeriesKey = (String, Vec<String>);
+
+/// One export's request, plus what committing it would record.
+pub(crate) struct Batch {
+    pub(crate) request: ExportMetricsServiceRequest,
+    sent: HashMap<SeriesKey, Sent>,
+    time: u64,
+}
+
+pub(crate) struct Converter {
+    resource: Resource,
+    scope: InstrumentationScope,
+    temporality: Temporality,
+    /// Cumulative start: when the exporter was created.
+    start_time: u64,
+    /// Delta start: the time of the last successful export.
+    last_success: u64,
+    last_sent: HashMap<SeriesKey, Sent>,
+}
+
+pub(crate) fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Converter {
+    pub(crate) fn new(resource: Vec<KeyValue>, temporality: Temporality) -> Converter {
+        let start = now_nanos();
+        Converter {
+            resource: Resource {
+                attributes: resource,
+                ..Default::default()
+            },
+            scope: InstrumentationScope {
+                name: "beluga-metrics".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            },
+            temporality,
+            start_time: start,
+            last_success: start,
+            last_sent: HashMap::new(),
+        }
+    }
+
+    /// Reads the registry into a request.
+    pub(crate) fn collect(&self, registry: &Registry) -> Batch {
+        let mut builder = RequestBuilder {
+            converter: self,
+            time: now_nanos(),
+            metrics: Vec::new(),
+            sent: HashMap::new(),
+        };
+        registry.visit(&mut builder);
+        let RequestBuilder {
+            metrics,
+            sent,
+            time,
+            ..
+        } = builder;
+        let metrics: Vec<Metric> = metrics.into_iter().filter(has_points).collect();
+        Batch {
+            request: ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: Some(self.resource.clone()),
+                    scope_metrics: vec![ScopeMetrics {
+                        scope: Some(self.scope.clone()),
+                        metrics,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            },
+            sent,
+            time,
+        }
+    }
+
+    /// Records that `batch` was delivered: deltas now start from it.
+    pub(crate) fn commit(&mut self, batch: Batch) {
+        self.last_sent = batch.sent;
+        self.last_success = batch.time;
+    }
+}
+
+fn has_points(metric: &Metric) -> bool {
+    match &metric.data {
+        Some(metric::Data::Sum(s)) => !s.data_points.is_empty(),
+        Some(metric::Data::Gauge(g)) => !g.data_points.is_empty(),
+        Some(metric::Data::Histogram(h)) => !h.data_points.is_empty(),
+        _ => false,
+    }
+}
+
+struct RequestBuilder<'a> {
+    converter: &'a Converter,
+    time: u64,
+    metrics: Vec<Metric>,
+    sent: HashMap<SeriesKey, Sent>,
+}
+
+impl RequestBuilder<'_> {
+    fn temporality(&self) -> i32 {
+        match self.converter.temporality {
+            Temporality::Cumulative => AggregationTemporality::Cumulative as i32,
+            Temporality::Delta => AggregationTemporality::Delta as i32,
+        }
+    }
+
+    fn start_time(&self) -> u64 {
+        match self.converter.temporality {
+            Temporality::Cumulative => self.converter.start_time,
+            Temporality::Delta => self.converter.last_success,
+        }
+    }
+
+    fn previous(&self, key: &SeriesKey) -> Option<&Sent> {
+        match self.converter.temporality {
+            Temporality::Cumulative => None,
+            Temporality::Delta => self.converter.last_sent.get(key),
+        }
+    }
+}
+
+fn attributes(labels: Labels<'_>) -> Vec<KeyValue> {
+    labels
+        .iter()
+        .map(|(name, value)| {
+            if name == OVERFLOW_LABEL {
+                KeyValue {
+                    key: OVERFLOW_ATTRIBUTE.into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::BoolValue(value == "true")),
+                    }),
+                    ..Default::default()
+                }
+            } else {
+                string_attribute(name, value)
+            }
+        })
+        .collect()
+}
+
+impl Visitor for RequestBuilder<'_> {
+    fn family(&mut self, family: &Descriptor) {
+        let temporality = self.temporality();
+        let data = match family.metric_type() {
+            MetricType::Counter => metric::Data::Sum(Sum {
+                data_points: Vec::new(),
+                aggregation_temporality: temporality,
+                is_monotonic: true,
+            }),
+            MetricType::Gauge => metric::Data::Gauge(Gauge::default()),
+            MetricType::Histogram => metric::Data::Histogram(Histogram {
+                data_points: Vec::new(),
+                aggregation_temporality: temporality,
+            }),
+        };
+        self.metrics.push(Metric {
+            name: family.name().to_string(),
+            description: family.help().to_string(),
+            unit: family.unit().ucum().to_string(),
+            data: Some(data),
+            ..Default::default()
+        });
+    }
+
+    fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>) {
+        let key: SeriesKey = (
+            family.name().to_string(),
+            labels.iter().map(|(n, v)| format!("{n}={v}")).collect(),
+        );
+        let (start, time) = (self.start_time(), self.time);
+        let point = |value| NumberDataPoint {
+            attributes: attributes(labels),
+            start_time_unix_nano: start,
+            time_unix_nano: time,
+            value: Some(value),
+            ..Default::default()
+        };
+        let data_point = match value {
+            Value::Counter(total) => {
+                let delta = match self.previous(&key) {
+                    Some(Sent::Int(before)) if *before <= total => total - before,
+                    _ => total,
+                };
+                self.sent.insert(key, Sent::Int(total));
+                DataPoint::Number(point(number_data_point::Value::AsInt(
+                    i64::try_from(delta).unwrap_or(i64::MAX),
+                )))
+            }
+            Value::FloatCounter(total) => {
+                let delta = match self.previous(&key) {
+                    Some(Sent::Float(before)) if *before <= total => total - before,
+                    _ => total,
+                };
+                self.sent.insert(key, Sent::Float(total));
+                DataPoint::Number(point(number_data_point::Value::AsDouble(delta)))
+            }
+            Value::Gauge(v) => DataPoint::Number(NumberDataPoint {
+                start_time_unix_nano: 0,
+                ..point(number_data_point::Value::AsDouble(v))
+            }),
+            Value::Histogram(h) => {
+                let data_point = self.histogram_point(&key, labels, h);
+                self.sent.insert(
+                    key,
+                    Sent::Histogram {
+                        counts: h.bucket_counts().to_vec(),
+                        sum: h.sum(),
+                    },
+                );
+                DataPoint::Histogram(data_point)
+            }
+        };
+        match (
+            self.metrics.last_mut().and_then(|m| m.data.as_mut()),
+            data_point,
+        ) {
+            (Some(metric::Data::Sum(sum)), DataPoint::Number(p)) => sum.data_points.push(p),
+            (Some(metric::Data::Gauge(gauge)), DataPoint::Number(p)) => gauge.data_points.push(p),
+            (Some(metric::Data::Histogram(hist)), DataPoint::Histogram(p)) => {
+                hist.data_points.push(p)
+            }
+            _ => {}
+        }
+    }
+}
+
+enum DataPoint {
+    Number(NumberDataPoint),
+    Histogram(HistogramDataPoint),
+}
+
+impl RequestBuilder<'_> {
+    fn histogram_point(
+        &self,
+        key: &SeriesKey,
+        labels: Labels<'_>,
+        h: &HistogramValue,
+    ) -> HistogramDataPoint {
+        let (counts, sum, with_min_max) = match self.previous(key) {
+            Some(Sent::Histogram { counts, sum })
+                if counts.len() == h.bucket_counts().len()
+                    && counts.iter().zip(h.bucket_counts()).all(|(a, b)| a <= b) =>
+            {
+                let diff: Vec<u64> = h
+                    .bucket_counts()
+                    .iter()
+                    .zip(counts)
+                    .map(|(now, before)| now - before)
+                    .collect();
+                (diff, h.sum() - sum, false)
+            }
+            // Cumulative, or a delta series seen for the first time.
+            _ => (
+                h.bucket_counts().to_vec(),
+                h.sum(),
+                self.converter.temporality == Temporality::Cumulative,
+            ),
+        };
+        let count = counts.iter().sum();
+        HistogramDataPoint {
+            attributes: attributes(labels),
+            start_time_unix_nano: self.start_time(),
+            time_unix_nano: self.time,
+            count,
+            sum: Some(sum),
+            bucket_counts: counts,
+            explicit_bounds: h.bounds().to_vec(),
+            // Min and max describe all observations since the start, so
+            // they only go with cumulative points.
+            min: if with_min_max { h.min() } else { None },
+            max: if with_min_max { h.max() } else { None },
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The Python OTLP receiver as a test fixture. It decodes with the PyPI
+//! `opentelemetry-proto` package, independently of the exporter's code.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Receiver {
+    pub port: u16,
+    out: PathBuf,
+    child: Child,
+}
+
+impl Receiver {
+    pub fn start(script: &str) -> Receiver {
+        Receiver::start_on(free_port(), script)
+    }
+
+    pub fn start_on(port: u16, script: &str) -> Receiver {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let python = std::env::var("BELUGA_OTLP_PYTHON").unwrap_or_else(|_| {
+            let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+            assert!(
+                std::path::Path::new(venv).exists(),
+                "no Python with opentelemetry-proto: run scripts/test.sh, which creates .venv"
+            );
+            venv.to_string()
+        });
+        let out = std::env::temp_dir().join(format!(
+            "beluga-otlp-{}-{}.jsonl",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&out);
+        let child = Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/otlp_receiver.py"
+            ))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--out",
+                out.to_str().unwrap(),
+                "--script",
+                script,
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("cannot start the Python OTLP receiver");
+        let receiver = Receiver { port, out, child };
+        poll(
+            "the OTLP receiver to listen",
+            Duration::from_secs(20),
+            || receiver.ready().then_some(()),
+        );
+        receiver
+    }
+
+    fn ready(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = stream.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits until at least `n` requests have arrived.
+    pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<Value> {
+        poll(&format!("{n} OTLP request(s)"), limit, || {
+            Some(self.requests()).filter(|r| r.len() >= n)
+        })
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.out);
+    }
+}
+
+pub fn poll<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The metrics of the request's single resource and scope, by name.
+pub fn metrics(request: &Value) -> Vec<Value> {
+    request["request"]["resource_metrics"][0]["scope_metrics"][0]["metrics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn metric(request: &Value, name: &str) -> Value {
+    metrics(request)
+        .into_iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("metric {name} not in the request: {request:#}"))
+}
+
+pub fn resource_attribute(request: &Value, key: &str) -> Option<String> {
+    request["request"]["resource_metrics"][0]["resource"]["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .and_then(|a| a["value"]["string_value"].as_str().map(str::to_string))
+}
+
+/// An int64/uint64 field, which protobuf's JSON mapping writes as a string.
+pub fn int(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.parse().unwrap(),
+        Value::Number(n) => n.as_u64().unwrap(),
+        Value::Null => 0,
+        other => panic!("not an integer: {other}"),
+    }
+}
+
+pub fn attribute(point: &Value, key: &str) -> Option<String> {
+    point["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .and_then(|a| a["value"]["string_value"].as_str().map(str::to_string))
+}

@@ -1,0 +1,434 @@
+//! The exporter against a receiver we do not control the decoding of.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use beluga_exporter_otlp::{Compression, ExportError, OtlpExporter, Temporality};
+use beluga_metrics::monitor::Monitor;
+use beluga_metrics::{Buckets, Opts, Registry, Unit};
+use common::{attribute, free_port, int, metric, resource_attribute, Receiver};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Every kind, with known values.
+fn recorded() -> Registry {
+    let r = Registry::new();
+    let calls = r
+        .counter_family(Opts::new("agent_calls_total", "Calls.").labels(["model"]))
+        .unwrap();
+    calls.with_labels(&["gpt-4o"]).unwrap().add(7);
+    r.float_counter(Opts::new("agent_cost_usd_total", "Cost.").unit(Unit::USD))
+        .unwrap()
+        .add(1.25);
+    r.gauge(Opts::new("agent_queue_depth", "Depth."))
+        .unwrap()
+        .set(3.5);
+    let h = r
+        .histogram(
+            Opts::new("agent_latency_seconds", "Latency.").unit(Unit::SECONDS),
+            Buckets::new([0.1, 1.0]),
+        )
+        .unwrap();
+    for v in [0.05, 0.1, 0.5, 2.0] {
+        h.record(v);
+    }
+    r
+}
+
+#[test]
+fn resource_scope_names_units_temporality_and_values() {
+    let receiver = Receiver::start("");
+    let registry = recorded();
+    let monitor = Monitor::builder()
+        .service_name("otlp-test-agent")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .monitor(&monitor)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(3600))
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await.unwrap();
+        exporter.shutdown(Duration::from_secs(5)).await.unwrap();
+    });
+    let requests = receiver.wait_for(2, Duration::from_secs(10));
+    let first = &requests[0];
+    assert_eq!(first["path"], "/v1/metrics");
+    assert_eq!(first["headers"]["content-type"], "application/x-protobuf");
+    assert_eq!(
+        resource_attribute(first, "service.name").as_deref(),
+        Some("otlp-test-agent")
+    );
+    assert_eq!(
+        resource_attribute(first, "telemetry.sdk.name").as_deref(),
+        Some("beluga-metrics")
+    );
+    assert_eq!(
+        resource_attribute(first, "telemetry.sdk.language").as_deref(),
+        Some("rust")
+    );
+    assert!(resource_attribute(first, "telemetry.sdk.version").is_some());
+    let scope = &first["request"]["resource_metrics"][0]["scope_metrics"][0]["scope"];
+    assert_eq!(scope["name"], "beluga-metrics");
+    assert_eq!(
+        first["request"]["resource_metrics"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let calls = metric(first, "agent_calls");
+    assert_eq!(calls["sum"]["is_monotonic"], true);
+    assert_eq!(
+        calls["sum"]["aggregation_temporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    let point = &calls["sum"]["data_points"][0];
+    assert_eq!(int(&point["as_int"]), 7);
+    assert_eq!(attribute(point, "model").as_deref(), Some("gpt-4o"));
+    assert!(int(&point["start_time_unix_nano"]) <= int(&point["time_unix_nano"]));
+
+    let cost = metric(first, "agent_cost_usd");
+    assert_eq!(cost["unit"], "USD");
+    assert_eq!(cost["sum"]["data_points"][0]["as_double"], 1.25);
+
+    let depth = metric(first, "agent_queue_depth");
+    assert_eq!(depth["gauge"]["data_points"][0]["as_double"], 3.5);
+
+    let latency = metric(first, "agent_latency_seconds");
+    assert_eq!(latency["unit"], "s");
+    assert_eq!(latency["description"], "Latency.");
+    let hist = &latency["histogram"];
+    assert_eq!(
+        hist["aggregation_temporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    let p = &hist["data_points"][0];
+    assert_eq!(p["explicit_bounds"], serde_json::json!([0.1, 1.0]));
+    let counts: Vec<u64> = p["bucket_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(int)
+        .collect();
+    assert_eq!(
+        counts,
+        vec![2, 1, 1],
+        "0.05 and 0.1 in le=0.1; 0.5 in le=1; 2.0 above"
+    );
+    assert_eq!(int(&p["count"]), 4);
+    assert_eq!(p["sum"], 2.65);
+    assert_eq!(
+        (p["min"].as_f64(), p["max"].as_f64()),
+        (Some(0.05), Some(2.0))
+    );
+
+    // The monitor's standard metrics go too.
+    let info = metric(first, "target_info");
+    assert_eq!(
+        attribute(&info["gauge"]["data_points"][0], "service_name").as_deref(),
+        Some("otlp-test-agent")
+    );
+}
+
+#[test]
+fn a_collector_down_at_start_gets_all_totals_once_up() {
+    let port = free_port();
+    let registry = recorded();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let seen = failures.clone();
+    let rt = runtime();
+    let exporter = rt.block_on(async {
+        OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(format!("http://127.0.0.1:{port}"))
+            .interval(Duration::from_millis(200))
+            .retry_backoff(Duration::from_millis(20), Duration::from_millis(50))
+            .on_error(move |e| seen.lock().unwrap().push(e.clone()))
+            .spawn()
+            .unwrap()
+    });
+    common::poll("an export failure", Duration::from_secs(10), || {
+        (!failures.lock().unwrap().is_empty()).then_some(())
+    });
+    assert!(matches!(
+        failures.lock().unwrap()[0],
+        ExportError::Unreachable { .. }
+    ));
+    let receiver = Receiver::start_on(port, "");
+    let requests = receiver.wait_for(1, Duration::from_secs(10));
+    let point = &metric(&requests[0], "agent_calls")["sum"]["data_points"][0];
+    assert_eq!(int(&point["as_int"]), 7);
+    assert_eq!(
+        int(&metric(&requests[0], "agent_latency_seconds")["histogram"]["data_points"][0]["count"]),
+        4
+    );
+    let text = registry.encode(beluga_metrics::Format::PrometheusText);
+    assert!(
+        text.contains("beluga_otlp_exports_total{outcome=\"failure\"}"),
+        "{text}"
+    );
+    rt.block_on(exporter.shutdown(Duration::from_secs(5)))
+        .unwrap();
+}
+
+#[test]
+fn retry_after_is_honoured_then_the_export_is_delivered() {
+    let receiver = Receiver::start("503:1,200");
+    let registry = recorded();
+    let started = Instant::now();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(30))
+            .retry_backoff(Duration::from_millis(10), Duration::from_millis(20))
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await.unwrap();
+    });
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        (
+            requests[0]["answer"].as_str(),
+            requests[1]["answer"].as_str()
+        ),
+        (Some("503"), Some("200"))
+    );
+    let gap =
+        requests[1]["received_at"].as_f64().unwrap() - requests[0]["received_at"].as_f64().unwrap();
+    assert!(
+        gap >= 0.95,
+        "retried after {gap} s, not after Retry-After: 1"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(950));
+}
+
+#[test]
+fn a_400_is_not_retried_and_is_reported() {
+    let receiver = Receiver::start("400");
+    let registry = recorded();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    let result = runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(30))
+            .on_error(move |e| seen.lock().unwrap().push(e.clone()))
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await
+    });
+    assert!(
+        matches!(result, Err(ExportError::Rejected { status: 400, .. })),
+        "{result:?}"
+    );
+    assert_eq!(receiver.requests().len(), 1, "a 400 must not be retried");
+    assert_eq!(errors.lock().unwrap().len(), 1);
+    let text = registry.encode(beluga_metrics::Format::PrometheusText);
+    assert!(
+        text.contains("beluga_otlp_exports_total{outcome=\"failure\"} 1\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn shutdown_delivers_the_pending_change() {
+    let receiver = Receiver::start("");
+    let registry = Registry::new();
+    let jobs = registry.counter(Opts::new("jobs_total", "Jobs.")).unwrap();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(3600))
+            .spawn()
+            .unwrap();
+        jobs.add(41);
+        jobs.inc();
+        exporter.shutdown(Duration::from_secs(5)).await.unwrap();
+    });
+    let requests = receiver.wait_for(1, Duration::from_secs(5));
+    assert_eq!(
+        int(&metric(&requests[0], "jobs")["sum"]["data_points"][0]["as_int"]),
+        42
+    );
+}
+
+#[test]
+fn shutdown_against_a_collector_that_never_answers_returns_within_its_deadline() {
+    let receiver = Receiver::start("hang");
+    let registry = recorded();
+    let started = Instant::now();
+    let result = runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .timeout(Duration::from_secs(30))
+            .spawn()
+            .unwrap();
+        exporter.shutdown(Duration::from_millis(800)).await
+    });
+    let took = started.elapsed();
+    assert!(result.is_err(), "{result:?}");
+    assert!(took < Duration::from_millis(1500), "shutdown took {took:?}");
+    assert_eq!(
+        receiver.wait_for(1, Duration::from_secs(5))[0]["answer"],
+        "hang"
+    );
+}
+
+#[test]
+fn delta_temporality_carries_undelivered_changes_into_the_next_export() {
+    let receiver = Receiver::start("200,400,200");
+    let registry = Registry::new();
+    let jobs = registry.counter(Opts::new("jobs_total", "Jobs.")).unwrap();
+    let h = registry
+        .histogram(Opts::new("sizes", "Sizes."), Buckets::new([10.0]))
+        .unwrap();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(3600))
+            .temporality(Temporality::Delta)
+            .spawn()
+            .unwrap();
+        jobs.add(5);
+        h.record(1.0);
+        exporter.force_flush().await.unwrap(); // delivered: 5
+        jobs.add(3);
+        h.record(20.0);
+        assert!(exporter.force_flush().await.is_err()); // refused: 3 is kept
+        jobs.add(2);
+        exporter.force_flush().await.unwrap(); // delivered: 3 + 2
+    });
+    let requests = receiver.requests();
+    let jobs_point = |i: usize| metric(&requests[i], "jobs")["sum"]["data_points"][0].clone();
+    assert_eq!(
+        metric(&requests[0], "jobs")["sum"]["aggregation_temporality"],
+        "AGGREGATION_TEMPORALITY_DELTA"
+    );
+    assert_eq!(int(&jobs_point(0)["as_int"]), 5);
+    assert_eq!(int(&jobs_point(2)["as_int"]), 5, "3 undelivered + 2 new");
+    let sizes = metric(&requests[2], "sizes")["histogram"]["data_points"][0].clone();
+    let counts: Vec<u64> = sizes["bucket_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(int)
+        .collect();
+    assert_eq!(counts, vec![0, 1]);
+    assert_eq!(sizes["sum"], 20.0);
+    // The delta window starts where the last delivered one ended.
+    assert_eq!(
+        jobs_point(2)["start_time_unix_nano"],
+        jobs_point(0)["time_unix_nano"]
+    );
+}
+
+#[test]
+fn gzip_bodies_and_partial_success() {
+    let receiver = Receiver::start("partial:2");
+    let registry = recorded();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .compression(Compression::Gzip)
+            .on_error(move |e| seen.lock().unwrap().push(e.clone()))
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await.unwrap();
+    });
+    let requests = receiver.requests();
+    assert_eq!(requests[0]["headers"]["content-encoding"], "gzip");
+    assert_eq!(
+        int(&metric(&requests[0], "agent_calls")["sum"]["data_points"][0]["as_int"]),
+        7
+    );
+    assert!(matches!(
+        errors.lock().unwrap()[0],
+        ExportError::PartialSuccess {
+            rejected_data_points: 2,
+            ..
+        }
+    ));
+    let text = registry.encode(beluga_metrics::Format::PrometheusText);
+    assert!(
+        text.contains("beluga_otlp_rejected_data_points_total 2\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn overflow_series_carry_the_otel_attribute() {
+    let receiver = Receiver::start("");
+    let registry = Registry::new();
+    let users = registry
+        .counter_family(
+            Opts::new("logins_total", "Logins.")
+                .labels(["user"])
+                .cardinality_limit(1),
+        )
+        .unwrap();
+    users.with_labels(&["a"]).unwrap().inc();
+    users.with_labels(&["b"]).unwrap().inc();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await.unwrap();
+    });
+    let points = metric(&receiver.requests()[0], "logins")["sum"]["data_points"].clone();
+    let overflow = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["attributes"][0]["key"] == "otel.metric.overflow")
+        .expect("an overflow point");
+    assert_eq!(overflow["attributes"][0]["value"]["bool_value"], true);
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let rt = runtime();
+    rt.block_on(async {
+        let err = OtlpExporter::builder()
+            .registry(&Registry::new())
+            .endpoint("https://collector:4318")
+            .spawn()
+            .unwrap_err();
+        assert!(matches!(err, ExportError::InvalidConfig(_)));
+        assert!(err.to_string().contains("http://"));
+        let err = OtlpExporter::builder()
+            .registry(&Registry::new())
+            .endpoint("http://127.0.0.1:4318")
+            .header("bad header", "x")
+            .spawn()
+            .unwrap_err();
+        assert!(matches!(err, ExportError::InvalidConfig(_)));
+    });
+    assert!(matches!(
+        OtlpExporter::builder().registry(&Registry::new()).spawn(),
+        Err(ExportError::NoRuntime)
+    ));
+}
