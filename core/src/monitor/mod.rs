@@ -27,6 +27,7 @@
 
 mod custom;
 mod error;
+mod handles;
 mod recorders;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use custom::CustomLabels;
 pub use error::{ErrorKind, MonitorError};
+pub use handles::{ActiveOperation, OperationHandle, SafetyCheckHandle, ToolCallHandle};
 pub use recorders::{
     AgentMetrics, ApiRequestHandle, LlmCall, LlmCallHandle, OperationGuard, SafetyVerdict,
 };

@@ -116,22 +116,22 @@ impl<'a> LlmCall<'a> {
 }
 
 /// The standard metrics, registered once per monitor.
-struct Standard {
-    api_requests: Family<Counter>,
-    response_time: Family<Histogram>,
-    errors: Family<Counter>,
-    requests: Family<Counter>,
-    active_operations: Family<Gauge>,
-    operation_duration: Family<Histogram>,
-    gen_ai_duration: Family<Histogram>,
-    gen_ai_token_usage: Family<Histogram>,
-    gen_ai_time_to_first_chunk: Family<Histogram>,
-    gen_ai_tokens: Family<Counter>,
-    gen_ai_cost: Family<FloatCounter>,
-    safety_checks: Family<Counter>,
-    safety_flags: Family<Counter>,
-    safety_duration: Family<Histogram>,
-    component_health: Family<Gauge>,
+pub(super) struct Standard {
+    pub(super) api_requests: Family<Counter>,
+    pub(super) response_time: Family<Histogram>,
+    pub(super) errors: Family<Counter>,
+    pub(super) requests: Family<Counter>,
+    pub(super) active_operations: Family<Gauge>,
+    pub(super) operation_duration: Family<Histogram>,
+    pub(super) gen_ai_duration: Family<Histogram>,
+    pub(super) gen_ai_token_usage: Family<Histogram>,
+    pub(super) gen_ai_time_to_first_chunk: Family<Histogram>,
+    pub(super) gen_ai_tokens: Family<Counter>,
+    pub(super) gen_ai_cost: Family<FloatCounter>,
+    pub(super) safety_checks: Family<Counter>,
+    pub(super) safety_flags: Family<Counter>,
+    pub(super) safety_duration: Family<Histogram>,
+    pub(super) component_health: Family<Gauge>,
 }
 
 /// The monitor's recorders: standard agent metrics and custom metrics.
@@ -143,7 +143,7 @@ struct Standard {
 /// endpoints, components) go through each family's cardinality limit: never
 /// pass user IDs or free text.
 pub struct AgentMetrics {
-    standard: Option<Standard>,
+    pub(super) standard: Option<Standard>,
     custom: Option<CustomMetrics>,
 }
 
