@@ -432,23 +432,46 @@ fn handles_write_the_same_series_as_the_name_based_calls() {
     {
         let m = by_name.1.metrics();
         m.record_api_request("POST", "/v1/chat", 200, d).unwrap();
-        m.record_llm_call(&LlmCall::chat("openai", "gpt-4o", "pro").duration(d).tokens(10, 20)).unwrap();
+        m.record_llm_call(
+            &LlmCall::chat("openai", "gpt-4o", "pro")
+                .duration(d)
+                .tokens(10, 20),
+        )
+        .unwrap();
         m.record_tool_call("search", "pro", d, None).unwrap();
-        m.record_safety_check("hate", SafetyVerdict::Unsafe, d).unwrap();
+        m.record_safety_check("hate", SafetyVerdict::Unsafe, d)
+            .unwrap();
         m.record_request("turn").unwrap();
     }
     {
         let m = by_handle.1.metrics();
-        m.api_request_handle("POST", "/v1/chat", 200).unwrap().unwrap().record(d);
-        m.llm_call_handle("chat", "openai", "gpt-4o", "pro").unwrap().unwrap().record(d, 10, 20);
-        m.tool_call_handle("search", "pro").unwrap().unwrap().record(d);
-        m.safety_check_handle("hate").unwrap().unwrap().record(SafetyVerdict::Unsafe, d);
+        m.api_request_handle("POST", "/v1/chat", 200)
+            .unwrap()
+            .unwrap()
+            .record(d);
+        m.llm_call_handle("chat", "openai", "gpt-4o", "pro")
+            .unwrap()
+            .unwrap()
+            .record(d, 10, 20);
+        m.tool_call_handle("search", "pro")
+            .unwrap()
+            .unwrap()
+            .record(d);
+        m.safety_check_handle("hate")
+            .unwrap()
+            .unwrap()
+            .record(SafetyVerdict::Unsafe, d);
         m.operation_handle("turn").unwrap().unwrap();
     }
     let samples = |r: &Registry| -> Vec<String> {
         text(r)
             .split('\n')
-            .filter(|l| !l.starts_with('#') && !l.starts_with("monitoring_start_time") && !l.ends_with(" 0") && !l.ends_with(" 0.0"))
+            .filter(|l| {
+                !l.starts_with('#')
+                    && !l.starts_with("monitoring_start_time")
+                    && !l.ends_with(" 0")
+                    && !l.ends_with(" 0.0")
+            })
             .map(str::to_string)
             .collect()
     };
@@ -459,7 +482,12 @@ fn handles_write_the_same_series_as_the_name_based_calls() {
     got.retain(|l| !l.starts_with("monitoring_requests_total"));
     assert_eq!(got, expected);
 
-    let turn = by_handle.1.metrics().operation_handle("turn").unwrap().unwrap();
+    let turn = by_handle
+        .1
+        .metrics()
+        .operation_handle("turn")
+        .unwrap()
+        .unwrap();
     let running = turn.begin();
     assert!(text(&by_handle.0).contains("monitoring_active_operations{operation=\"turn\"} 1.0"));
     running.end_with_duration(Duration::from_secs(2));

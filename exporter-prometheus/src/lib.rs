@@ -308,11 +308,12 @@ impl ExporterBuilder {
                 source,
             })?;
         let (stop, stopped) = watch::channel(false);
-        let task = runtime.spawn(server::serve(listener, shared, limits, stopped));
+        let task = runtime.spawn(server::serve(listener, shared.clone(), limits, stopped));
         Ok(ExporterHandle {
             local_addr,
             stop,
             task,
+            shared,
         })
     }
 
@@ -336,6 +337,7 @@ impl ExporterBuilder {
             .local_addr()
             .expect("a bound socket has an address");
         let (stop, stopped) = watch::channel(false);
+        let served = shared.clone();
         let thread = std::thread::Builder::new()
             .name("beluga-exporter".into())
             .spawn(move || {
@@ -358,19 +360,33 @@ impl ExporterBuilder {
             local_addr,
             stop,
             thread,
+            shared: served,
         })
     }
 }
 
 /// A running exporter on a tokio runtime.
-#[derive(Debug)]
 pub struct ExporterHandle {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    shared: Arc<server::Shared>,
+}
+
+impl fmt::Debug for ExporterHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExporterHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ExporterHandle {
+    /// Scrapes answered with metrics so far (both formats).
+    pub fn scrapes_served(&self) -> u64 {
+        self.shared.scrapes_served()
+    }
+
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -385,14 +401,38 @@ impl ExporterHandle {
 }
 
 /// A running exporter on its own thread.
-#[derive(Debug)]
 pub struct ExporterThread {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
     thread: std::thread::JoinHandle<()>,
+    shared: Arc<server::Shared>,
+}
+
+impl fmt::Debug for ExporterThread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExporterThread")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ExporterThread {
+    /// Scrapes answered with metrics so far (both formats).
+    ///
+    /// ```
+    /// # use beluga_exporter_prometheus::PrometheusExporter;
+    /// let exporter = PrometheusExporter::builder()
+    ///     .registry(&beluga_metrics::Registry::new())
+    ///     .listen("127.0.0.1:0")
+    ///     .serve_in_thread()?;
+    /// assert_eq!(exporter.scrapes_served(), 0);
+    /// # exporter.shutdown();
+    /// # Ok::<(), beluga_exporter_prometheus::ExporterError>(())
+    /// ```
+    pub fn scrapes_served(&self) -> u64 {
+        self.shared.scrapes_served()
+    }
+
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

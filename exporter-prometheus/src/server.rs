@@ -34,6 +34,20 @@ pub(crate) struct Shared {
     pub(crate) metrics: SelfMetrics,
 }
 
+impl Shared {
+    pub(crate) fn scrapes_served(&self) -> u64 {
+        ["text", "openmetrics"]
+            .iter()
+            .map(|format| {
+                self.metrics
+                    .scrapes
+                    .with(&[format], |c| c.get())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
 pub(crate) struct ConnectionLimits {
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
