@@ -193,6 +193,30 @@ impl Quantiles {
         scaled.clamp(self.min, self.max)
     }
 
+    /// Adds another histogram's observations (for example the same metric
+    /// for another label set) so quantiles cover both. Both must come from
+    /// histograms with the same buckets (and so the same resolution);
+    /// otherwise `other` is ignored and `false` returned.
+    ///
+    /// ```
+    /// use beluga_metrics::{Buckets, Opts, Registry};
+    /// let r = Registry::new();
+    /// let f = r.histogram_family(Opts::new("lat", "L.").labels(["tenant"]), Buckets::default()).unwrap();
+    /// f.with_labels(&["free"]).unwrap().record(0.1);
+    /// f.with_labels(&["pro"]).unwrap().record(0.3);
+    /// let mut all = f.with_labels(&["free"]).unwrap().quantiles();
+    /// assert!(all.merge(&f.with_labels(&["pro"]).unwrap().quantiles()));
+    /// assert_eq!((all.count(), all.max()), (2, 0.3));
+    /// ```
+    pub fn merge(&mut self, other: &Quantiles) -> bool {
+        if self.resolution != other.resolution || self.merged.add(&other.merged).is_err() {
+            return false;
+        }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        true
+    }
+
     /// Median.
     pub fn p50(&self) -> f64 {
         self.quantile(0.5)

@@ -700,6 +700,27 @@ impl LlmCallHandle {
         self.time_to_first_chunk.record_duration(ttfc);
     }
 
+    /// The duration histogram of these successful calls, for reading
+    /// quantiles ([`Histogram::quantiles`]).
+    ///
+    /// ```
+    /// # use beluga_metrics::monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let gpt = monitor.metrics().llm_call_handle("chat", "openai", "gpt-4o", "free")?.unwrap();
+    /// gpt.record(std::time::Duration::from_millis(700), 10, 10);
+    /// assert_eq!(gpt.duration_histogram().get().count(), 1);
+    /// assert_eq!(gpt.tokens_used(), (10, 10));
+    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// ```
+    pub fn duration_histogram(&self) -> &Histogram {
+        &self.duration
+    }
+
+    /// Input and output tokens recorded so far on these series.
+    pub fn tokens_used(&self) -> (u64, u64) {
+        (self.input_tokens.get(), self.output_tokens.get())
+    }
+
     /// Adds the call's cost in US dollars (example at [`record`](Self::record)).
     #[inline]
     pub fn add_cost_usd(&self, usd: f64) {

@@ -47,9 +47,10 @@ impl Receiver {
         ));
         let _ = std::fs::remove_file(&out);
         let child = Command::new(python)
+            // Relative to the workspace, so other crates' tests can include this module.
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/tests/otlp_receiver.py"
+                "/../exporter-otlp/tests/otlp_receiver.py"
             ))
             .args([
                 "--port",

@@ -1,0 +1,502 @@
+//! One simulated agent: each turn plans, calls an LLM (with retries), calls
+//! tools, runs a safety check and answers an API request, and records all
+//! of it through the monitor API.
+//!
+//! A turn first draws its whole outcome (durations are simulated, not
+//! slept), then records it in one block, so the recording cost can be
+//! timed on its own (every 16th turn, to keep the clock reads out of the
+//! measurement).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use beluga_metrics::monitor::{
+    AgentMetrics, ApiRequestHandle, ErrorKind, LlmCall, LlmCallHandle, Monitor, MonitorError,
+    OperationHandle, SafetyCheckHandle, SafetyVerdict, ToolCallHandle,
+};
+use crossbeam_utils::CachePadded;
+
+use crate::rng::{LogNormal, Rng, Weighted};
+use crate::scenario::Scenario;
+
+/// Totals one agent accumulates; summed into the report.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub turns: u64,
+    pub api_requests: u64,
+    pub llm_calls: u64,
+    pub tokens_input: u64,
+    pub tokens_output: u64,
+    pub errors: u64,
+    pub unsafe_flags: u64,
+    pub metric_ops: u64,
+    /// Metric operations in the turns whose recording was timed.
+    pub timed_ops: u64,
+    /// Time spent recording in the timed turns, clock overhead removed.
+    pub timed_record_ns: u64,
+    /// Simulated agent time (what a real agent would spend waiting on LLMs
+    /// and tools).
+    pub simulated_ns: u64,
+    /// Wall time of the agent's loop.
+    pub wall_ns: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.turns += o.turns;
+        self.api_requests += o.api_requests;
+        self.llm_calls += o.llm_calls;
+        self.tokens_input += o.tokens_input;
+        self.tokens_output += o.tokens_output;
+        self.errors += o.errors;
+        self.unsafe_flags += o.unsafe_flags;
+        self.metric_ops += o.metric_ops;
+        self.timed_ops += o.timed_ops;
+        self.timed_record_ns += o.timed_record_ns;
+        self.simulated_ns += o.simulated_ns;
+        self.wall_ns = self.wall_ns.max(o.wall_ns);
+    }
+}
+
+/// Live counters the terminal view reads while agents run (published every
+/// 64 turns, so the hot loop stays free of shared writes).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub api_requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub unsafe_flags: AtomicU64,
+    pub metric_ops: AtomicU64,
+}
+
+pub type SharedProgress = Arc<[CachePadded<Progress>]>;
+
+/// Distributions drawn from, built once from the seed and shared.
+pub struct Workload {
+    pub scenario: Scenario,
+    models: Weighted,
+    tenants: Weighted,
+    latency: Vec<LogNormal>,
+    ttft: Vec<LogNormal>,
+    input_tokens: Vec<LogNormal>,
+    output_tokens: Vec<LogNormal>,
+    tool_latency: Vec<LogNormal>,
+    plan: LogNormal,
+    safety: LogNormal,
+}
+
+impl Workload {
+    pub fn new(scenario: Scenario, seed: u64) -> Workload {
+        let mut rng = Rng::new(seed ^ 0xA5A5_5A5A_DEAD_BEEF);
+        let per_model =
+            |f: &dyn Fn(&crate::scenario::Model) -> (f64, f64), rng: &mut Rng| -> Vec<LogNormal> {
+                scenario
+                    .models
+                    .iter()
+                    .map(|m| {
+                        let (median, p99) = f(m);
+                        LogNormal::new(median, p99, rng)
+                    })
+                    .collect()
+            };
+        let latency = per_model(&|m| (m.latency_ms_median, m.latency_ms_p99), &mut rng);
+        let ttft = per_model(&|m| (m.ttft_ms_median, m.ttft_ms_median * 4.0), &mut rng);
+        let input_tokens = per_model(
+            &|m| (m.input_tokens_median, m.input_tokens_median * 6.0),
+            &mut rng,
+        );
+        let output_tokens = per_model(
+            &|m| (m.output_tokens_median, m.output_tokens_median * 5.0),
+            &mut rng,
+        );
+        let tool_latency = scenario
+            .tools
+            .iter()
+            .map(|t| LogNormal::new(t.latency_ms_median, t.latency_ms_p99, &mut rng))
+            .collect();
+        Workload {
+            models: Weighted::new(scenario.models.iter().map(|m| m.weight)),
+            tenants: Weighted::new(scenario.tenants.iter().map(|t| t.weight)),
+            latency,
+            ttft,
+            input_tokens,
+            output_tokens,
+            tool_latency,
+            plan: LogNormal::new(40.0, 300.0, &mut rng),
+            safety: LogNormal::new(3.0, 25.0, &mut rng),
+            scenario,
+        }
+    }
+}
+
+/// Every series a turn records into, resolved once for all agents.
+pub struct Handles {
+    llm: Vec<Vec<LlmCallHandle>>,
+    tools: Vec<Vec<ToolCallHandle>>,
+    safety: Vec<SafetyCheckHandle>,
+    api: Vec<[ApiRequestHandle; 3]>,
+    turn: OperationHandle,
+    plan: OperationHandle,
+}
+
+const API_OK: usize = 0;
+const API_FAILED: usize = 1;
+const API_UNAVAILABLE: usize = 2;
+
+impl Handles {
+    /// `None` when the monitor's metrics are off.
+    pub fn resolve(
+        metrics: &AgentMetrics,
+        scenario: &Scenario,
+    ) -> Result<Option<Handles>, MonitorError> {
+        let Some(turn) = metrics.operation_handle("agent_turn")? else {
+            return Ok(None);
+        };
+        fn some<T>(handle: Option<T>) -> T {
+            handle.expect("the turn handle resolved, so metrics are on")
+        }
+        let mut llm = Vec::new();
+        for m in &scenario.models {
+            let mut per_tenant = Vec::new();
+            for t in &scenario.tenants {
+                per_tenant.push(some(metrics.llm_call_handle(
+                    "chat",
+                    &m.provider,
+                    &m.name,
+                    &t.name,
+                )?));
+            }
+            llm.push(per_tenant);
+        }
+        let mut tools = Vec::new();
+        for tool in &scenario.tools {
+            let mut per_tenant = Vec::new();
+            for t in &scenario.tenants {
+                per_tenant.push(some(metrics.tool_call_handle(&tool.name, &t.name)?));
+            }
+            tools.push(per_tenant);
+        }
+        let safety = scenario
+            .safety_categories
+            .iter()
+            .map(|c| Ok(some(metrics.safety_check_handle(c)?)))
+            .collect::<Result<_, MonitorError>>()?;
+        let api = scenario
+            .endpoints
+            .iter()
+            .map(|e| {
+                Ok([
+                    some(metrics.api_request_handle("POST", e, 200)?),
+                    some(metrics.api_request_handle("POST", e, 500)?),
+                    some(metrics.api_request_handle("POST", e, 503)?),
+                ])
+            })
+            .collect::<Result<_, MonitorError>>()?;
+        Ok(Some(Handles {
+            llm,
+            tools,
+            safety,
+            api,
+            turn,
+            plan: some(metrics.operation_handle("plan")?),
+        }))
+    }
+
+    /// The duration histogram and token counters of one model for one tenant.
+    pub fn llm(&self, model: usize, tenant: usize) -> &LlmCallHandle {
+        &self.llm[model][tenant]
+    }
+}
+
+const LLM_ERRORS: [ErrorKind; 3] = [
+    ErrorKind::Timeout,
+    ErrorKind::RateLimited,
+    ErrorKind::Unavailable,
+];
+const MAX_ATTEMPTS: usize = 11;
+const MAX_TOOLS: usize = 8;
+
+/// What one turn did, drawn before anything is recorded.
+struct Turn {
+    tenant: usize,
+    model: usize,
+    endpoint: usize,
+    plan_ms: f64,
+    attempts: [(f64, Option<ErrorKind>); MAX_ATTEMPTS],
+    attempt_count: usize,
+    succeeded: bool,
+    ttft_ms: f64,
+    input: u64,
+    output: u64,
+    tools: [(usize, f64, bool); MAX_TOOLS],
+    tool_count: usize,
+    category: usize,
+    verdict: SafetyVerdict,
+    safety_ms: f64,
+    api_status: usize,
+}
+
+pub struct Agent {
+    index: usize,
+    rng: Rng,
+    workload: Arc<Workload>,
+    handles: Arc<Handles>,
+    monitor: Monitor,
+    progress: SharedProgress,
+    clock_overhead_ns: u64,
+    stats: Stats,
+}
+
+/// How long a pair of clock reads takes, to subtract from timed blocks.
+pub fn clock_overhead_ns() -> u64 {
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..1000 {
+                std::hint::black_box(Instant::now());
+            }
+            start.elapsed().as_nanos() as u64 / 1000
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+fn ms(d: f64) -> Duration {
+    Duration::from_secs_f64(d / 1000.0)
+}
+
+impl Agent {
+    pub fn new(
+        index: usize,
+        seed: u64,
+        workload: Arc<Workload>,
+        handles: Arc<Handles>,
+        monitor: Monitor,
+        progress: SharedProgress,
+        clock_overhead_ns: u64,
+    ) -> Agent {
+        Agent {
+            index,
+            rng: Rng::new(
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(index as u64 + 1),
+            ),
+            workload,
+            handles,
+            monitor,
+            progress,
+            clock_overhead_ns,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Runs turns at `rate` per second (0: as fast as possible) until
+    /// `duration` has passed (when given) or `stop` is set.
+    pub fn run(mut self, rate: f64, duration: Option<Duration>, stop: &AtomicBool) -> Stats {
+        let start = Instant::now();
+        if rate > 0.0 {
+            // Turn i is due at start + i / rate: a fixed number of turns for
+            // a given duration, so a seed reproduces the same totals.
+            let interval = Duration::from_secs_f64(1.0 / rate);
+            let mut i: u32 = 0;
+            loop {
+                let offset = interval * i;
+                if duration.is_some_and(|d| offset >= d) || stop.load(Relaxed) {
+                    break;
+                }
+                let due = start + offset;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                self.turn();
+                i += 1;
+            }
+        } else {
+            let deadline = duration.map(|d| start + d);
+            while !stop.load(Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+                for _ in 0..256 {
+                    self.turn();
+                }
+            }
+        }
+        self.publish();
+        self.stats.wall_ns = start.elapsed().as_nanos() as u64;
+        self.stats
+    }
+
+    fn publish(&self) {
+        let p = &self.progress[self.index];
+        p.api_requests.store(self.stats.api_requests, Relaxed);
+        p.errors.store(self.stats.errors, Relaxed);
+        p.unsafe_flags.store(self.stats.unsafe_flags, Relaxed);
+        p.metric_ops.store(self.stats.metric_ops, Relaxed);
+    }
+
+    fn draw(&mut self) -> Turn {
+        let w = &*self.workload;
+        let rng = &mut self.rng;
+        let s = &w.scenario;
+        let model = w.models.pick(rng);
+        let tenant = w.tenants.pick(rng);
+        let endpoint = rng.below(s.endpoints.len());
+        let mut turn = Turn {
+            tenant,
+            model,
+            endpoint,
+            plan_ms: w.plan.draw(rng),
+            attempts: [(0.0, None); MAX_ATTEMPTS],
+            attempt_count: 0,
+            succeeded: false,
+            ttft_ms: w.ttft[model].draw(rng),
+            input: (w.input_tokens[model].draw(rng) as u64).max(1),
+            output: (w.output_tokens[model].draw(rng) as u64).max(1),
+            tools: [(0, 0.0, false); MAX_TOOLS],
+            tool_count: 0,
+            category: rng.below(s.safety_categories.len()),
+            verdict: SafetyVerdict::Safe,
+            safety_ms: w.safety.draw(rng),
+            api_status: API_OK,
+        };
+        let retries = s.rates.max_retries as usize;
+        for attempt in 0..=retries {
+            let latency = w.latency[model].draw(rng);
+            let failed = rng.chance(s.models[model].error_rate);
+            let kind = failed.then(|| LLM_ERRORS[rng.below(LLM_ERRORS.len())]);
+            turn.attempts[attempt] = (latency, kind);
+            turn.attempt_count = attempt + 1;
+            if !failed {
+                turn.succeeded = true;
+                break;
+            }
+        }
+        let mean = s.rates.tool_calls_per_turn;
+        let tool_count =
+            (mean.floor() as usize + usize::from(rng.chance(mean.fract()))).min(MAX_TOOLS);
+        for slot in turn.tools.iter_mut().take(tool_count) {
+            let tool = rng.below(s.tools.len());
+            *slot = (
+                tool,
+                w.tool_latency[tool].draw(rng),
+                rng.chance(s.tools[tool].error_rate),
+            );
+        }
+        turn.tool_count = tool_count;
+        turn.verdict = if rng.chance(s.rates.unsafe_rate) {
+            SafetyVerdict::Unsafe
+        } else if rng.chance(s.rates.safety_error_rate) {
+            SafetyVerdict::Error
+        } else {
+            SafetyVerdict::Safe
+        };
+        turn.api_status = if !turn.succeeded {
+            API_UNAVAILABLE
+        } else if rng.chance(s.rates.api_error_rate) {
+            API_FAILED
+        } else {
+            API_OK
+        };
+        turn
+    }
+
+    fn turn(&mut self) {
+        let turn = self.draw();
+        let timed = self.stats.turns % 16 == 0;
+        let started = timed.then(Instant::now);
+        let ops = self.record(&turn);
+        if let Some(started) = started {
+            let ns = started.elapsed().as_nanos() as u64;
+            self.stats.timed_record_ns += ns.saturating_sub(self.clock_overhead_ns);
+            self.stats.timed_ops += ops;
+        }
+        self.stats.metric_ops += ops;
+        self.stats.turns += 1;
+        if self.stats.turns % 64 == 0 {
+            self.publish();
+        }
+    }
+
+    /// Records one turn; returns the number of metric operations performed.
+    fn record(&mut self, turn: &Turn) -> u64 {
+        let h = &*self.handles;
+        let s = &self.workload.scenario;
+        let metrics = self.monitor.metrics();
+        let model = &s.models[turn.model];
+        let tenant = s.tenants[turn.tenant].name.as_str();
+        let mut ops = 0u64;
+        let mut simulated_ms = turn.plan_ms;
+
+        let running = h.turn.begin();
+        h.plan.record(ms(turn.plan_ms));
+        ops += 4;
+
+        for &(latency, kind) in &turn.attempts[..turn.attempt_count] {
+            simulated_ms += latency;
+            self.stats.llm_calls += 1;
+            match kind {
+                None => {
+                    let llm = &h.llm[turn.model][turn.tenant];
+                    llm.record(ms(latency), turn.input, turn.output);
+                    llm.record_time_to_first_chunk(ms(turn.ttft_ms.min(latency)));
+                    let usd = turn.input as f64 / 1000.0 * model.usd_per_1k_input
+                        + turn.output as f64 / 1000.0 * model.usd_per_1k_output;
+                    llm.add_cost_usd(usd);
+                    ops += 7;
+                    self.stats.tokens_input += turn.input;
+                    self.stats.tokens_output += turn.output;
+                }
+                Some(kind) => {
+                    let call = LlmCall::chat(&model.provider, &model.name, tenant)
+                        .duration(ms(latency))
+                        .error(kind);
+                    let _ = metrics.record_llm_call(&call);
+                    let _ = metrics.record_error("llm", kind);
+                    ops += 2;
+                    self.stats.errors += 1;
+                }
+            }
+        }
+
+        for &(tool, latency, failed) in &turn.tools[..turn.tool_count] {
+            simulated_ms += latency;
+            if failed {
+                let name = s.tools[tool].name.as_str();
+                let kind = ErrorKind::ToolFailure;
+                let _ = metrics.record_tool_call(name, tenant, ms(latency), Some(kind.as_str()));
+                let _ = metrics.record_error("tools", kind);
+                ops += 2;
+                self.stats.errors += 1;
+            } else {
+                h.tools[tool][turn.tenant].record(ms(latency));
+                ops += 1;
+            }
+        }
+
+        simulated_ms += turn.safety_ms;
+        h.safety[turn.category].record(turn.verdict, ms(turn.safety_ms));
+        ops += 2;
+        if turn.verdict == SafetyVerdict::Unsafe {
+            ops += 1;
+            self.stats.unsafe_flags += 1;
+        }
+
+        h.api[turn.endpoint][turn.api_status].record(ms(simulated_ms));
+        ops += 2;
+        self.stats.api_requests += 1;
+        if turn.api_status != API_OK {
+            let kind = if turn.api_status == API_UNAVAILABLE {
+                ErrorKind::Unavailable
+            } else {
+                ErrorKind::Other
+            };
+            let _ = metrics.record_error("api", kind);
+            ops += 1;
+            self.stats.errors += 1;
+        }
+
+        running.end_with_duration(ms(simulated_ms));
+        ops += 2;
+        self.stats.simulated_ns += (simulated_ms * 1e6) as u64;
+        ops
+    }
+}

@@ -1,0 +1,126 @@
+//! The exporter, chosen at build time: `prometheus` (default feature)
+//! serves `/metrics`; `otlp` pushes to a collector. This is the only file
+//! that knows which one is compiled in; the agents record through the
+//! monitor either way.
+
+use std::time::Duration;
+
+use beluga_metrics::monitor::Monitor;
+
+#[cfg(not(any(feature = "prometheus", feature = "otlp")))]
+compile_error!("agent-sim needs an exporter: enable the `prometheus` or the `otlp` feature");
+
+/// Which exporter to run, when both are compiled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExporterKind {
+    /// Serve /metrics for Prometheus to scrape.
+    #[cfg(feature = "prometheus")]
+    Prometheus,
+    /// Push OTLP/HTTP to a collector.
+    #[cfg(feature = "otlp")]
+    Otlp,
+}
+
+impl ExporterKind {
+    pub fn default_for_build() -> ExporterKind {
+        #[cfg(feature = "prometheus")]
+        return ExporterKind::Prometheus;
+        #[cfg(not(feature = "prometheus"))]
+        return ExporterKind::Otlp;
+    }
+}
+
+pub struct Settings {
+    pub kind: ExporterKind,
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub listen: String,
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub otlp_endpoint: Option<String>,
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub otlp_interval: Option<Duration>,
+}
+
+/// A running exporter.
+pub enum Running {
+    #[cfg(feature = "prometheus")]
+    Prometheus(beluga_exporter_prometheus::ExporterThread),
+    #[cfg(feature = "otlp")]
+    Otlp(beluga_exporter_otlp::OtlpExporter),
+}
+
+impl Running {
+    pub fn start(
+        settings: &Settings,
+        monitor: &Monitor,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<Running, String> {
+        let _ = runtime;
+        match settings.kind {
+            #[cfg(feature = "prometheus")]
+            ExporterKind::Prometheus => beluga_exporter_prometheus::PrometheusExporter::builder()
+                .registry(monitor.registry())
+                .listen(settings.listen.clone())
+                .serve_in_thread()
+                .map(Running::Prometheus)
+                .map_err(|e| e.to_string()),
+            #[cfg(feature = "otlp")]
+            ExporterKind::Otlp => {
+                let _guard = runtime.enter();
+                let mut builder = beluga_exporter_otlp::OtlpExporter::builder().monitor(monitor);
+                if let Some(endpoint) = &settings.otlp_endpoint {
+                    builder = builder.endpoint(endpoint.clone());
+                }
+                if let Some(interval) = settings.otlp_interval {
+                    builder = builder.interval(interval);
+                }
+                builder
+                    .spawn()
+                    .map(Running::Otlp)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Where the metrics go, for the banner.
+    pub fn describe(&self) -> String {
+        match self {
+            #[cfg(feature = "prometheus")]
+            Running::Prometheus(e) => format!("serving http://{}/metrics", e.local_addr()),
+            #[cfg(feature = "otlp")]
+            Running::Otlp(e) => format!("pushing OTLP every {:?}", e.interval()),
+        }
+    }
+
+    /// Lets the last totals out: Prometheus gets until `wait` to scrape once
+    /// more (only if something has been scraping), OTLP makes a final export.
+    pub fn finish(
+        self,
+        wait: Duration,
+        runtime: &tokio::runtime::Runtime,
+        stop_waiting: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), String> {
+        let _ = (&runtime, &stop_waiting);
+        match self {
+            #[cfg(feature = "prometheus")]
+            Running::Prometheus(exporter) => {
+                let before = exporter.scrapes_served();
+                if before > 0 {
+                    eprintln!("agents stopped; waiting for one more scrape so it sees the final totals (Ctrl-C again to skip)");
+                    let deadline = std::time::Instant::now() + wait;
+                    while exporter.scrapes_served() == before
+                        && std::time::Instant::now() < deadline
+                        && !stop_waiting.load(std::sync::atomic::Ordering::Relaxed)
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                exporter.shutdown();
+                Ok(())
+            }
+            #[cfg(feature = "otlp")]
+            Running::Otlp(exporter) => runtime
+                .block_on(exporter.shutdown(wait))
+                .map_err(|e| e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The final report: a JSON object (`--report json`) or a human summary.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::agent::Stats;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub duration_s: f64,
+    pub agents: usize,
+    pub seed: u64,
+    pub turns: u64,
+    pub api_requests: u64,
+    pub llm_calls: u64,
+    pub tokens_input: u64,
+    pub tokens_output: u64,
+    pub errors: u64,
+    pub unsafe_flags: u64,
+    pub metric_ops: u64,
+    pub metric_ops_per_sec: f64,
+    /// Measured cost of one metric operation (timed every 16th turn, clock
+    /// overhead removed).
+    pub overhead_ns_per_op: f64,
+    /// Recording time as a share of the simulated agent time (what a real
+    /// agent spends on LLM and tool calls).
+    pub overhead_share_of_agent_time: f64,
+    /// Recording time as a share of the simulator's own busy loop (only
+    /// meaningful in stress mode, where the loop does nothing else).
+    pub overhead_share_of_wall_loop: f64,
+}
+
+impl Report {
+    pub fn new(stats: &Stats, elapsed: Duration, agents: usize, seed: u64) -> Report {
+        let duration_s = elapsed.as_secs_f64();
+        let per_op = if stats.timed_ops > 0 {
+            stats.timed_record_ns as f64 / stats.timed_ops as f64
+        } else {
+            0.0
+        };
+        let record_ns_estimate = per_op * stats.metric_ops as f64;
+        Report {
+            duration_s,
+            agents,
+            seed,
+            turns: stats.turns,
+            api_requests: stats.api_requests,
+            llm_calls: stats.llm_calls,
+            tokens_input: stats.tokens_input,
+            tokens_output: stats.tokens_output,
+            errors: stats.errors,
+            unsafe_flags: stats.unsafe_flags,
+            metric_ops: stats.metric_ops,
+            metric_ops_per_sec: if duration_s > 0.0 {
+                stats.metric_ops as f64 / duration_s
+            } else {
+                0.0
+            },
+            overhead_ns_per_op: per_op,
+            overhead_share_of_agent_time: ratio(record_ns_estimate, stats.simulated_ns as f64),
+            overhead_share_of_wall_loop: ratio(
+                record_ns_estimate,
+                stats.wall_ns as f64 * agents as f64,
+            ),
+        }
+    }
+
+    pub fn human(&self) -> String {
+        format!(
+            "agent-sim: {turns} turns by {agents} agent(s) in {d:.1} s (seed {seed})\n\
+             \x20 api requests   {api}\n\
+             \x20 llm calls      {llm}\n\
+             \x20 tokens         {ti} in / {to} out\n\
+             \x20 errors         {err}\n\
+             \x20 unsafe flags   {unsafe_}\n\
+             \x20 metric ops     {ops} ({ops_s:.1} M/s)\n\
+             \x20 overhead       {ns:.2} ns/op = {agent:.5} % of simulated agent time, {wall:.1} % of the simulator's busy loop\n",
+            turns = self.turns,
+            agents = self.agents,
+            d = self.duration_s,
+            seed = self.seed,
+            api = self.api_requests,
+            llm = self.llm_calls,
+            ti = self.tokens_input,
+            to = self.tokens_output,
+            err = self.errors,
+            unsafe_ = self.unsafe_flags,
+            ops = self.metric_ops,
+            ops_s = self.metric_ops_per_sec / 1e6,
+            ns = self.overhead_ns_per_op,
+            agent = self.overhead_share_of_agent_time * 100.0,
+            wall = self.overhead_share_of_wall_loop * 100.0,
+        )
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,391 @@
+//! agent-sim end to end: a real Prometheus scrapes it and every dashboard
+//! query returns data; the OTLP exporter delivers its totals; seeds
+//! reproduce; bad input gets clear errors; Ctrl-C delivers the final totals.
+//! Each test runs when the exporter it needs is compiled in (CI builds with
+//! `--all-features`, so all of them run there).
+// With one exporter compiled in, the other exporter's helpers go unused.
+#![cfg_attr(not(all(feature = "prometheus", feature = "otlp")), allow(unused_imports, dead_code))]
+
+#[path = "../../exporter-prometheus/tests/common/mod.rs"]
+mod prom;
+
+#[path = "../../exporter-otlp/tests/common/mod.rs"]
+mod otlp;
+
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agent-sim");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("agent-sim runs")
+}
+
+fn report(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "agent-sim failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--report json prints one JSON object")
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Every PromQL expression in the Grafana dashboard.
+fn dashboard_queries() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/dashboards/beluga-agent.json"
+    );
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Peak resident set size of a live process, from /proc.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    if status.contains("State:\tZ") {
+        return None;
+    }
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn every_dashboard_query_returns_data_from_a_real_prometheus() {
+    let port = prom::free_port();
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // The shipped configuration, pointed at this run and scraping every second.
+    let deployed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/prometheus.yml"
+    ))
+    .unwrap();
+    let scrape_configs = deployed
+        .split("scrape_configs:\n")
+        .nth(1)
+        .unwrap()
+        .replace("127.0.0.1:2222", &target.to_string());
+    assert!(scrape_configs.contains("job_name: beluga-agent"));
+    let prometheus = prom::Prometheus::start(&scrape_configs);
+
+    let started_at = unix_now();
+    let mut sim = Command::new(BIN)
+        .args([
+            "--agents",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "20s",
+            "--seed",
+            "7",
+            "--report",
+            "json",
+            "--quiet",
+        ])
+        .args(["--listen", &target.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = sim.id();
+    let mut peak_kib = 0;
+    let mut first_up_at = None;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline && sim.try_wait().unwrap().is_none() {
+        if let Some(kib) = peak_rss_kib(pid) {
+            peak_kib = kib;
+        }
+        if first_up_at.is_none() && !prometheus.query("up{job=\"beluga-agent\"} == 1").is_empty() {
+            first_up_at = Some(unix_now());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = sim.wait_with_output().unwrap();
+    let report = report(&output);
+    assert!(
+        peak_kib > 0 && peak_kib <= 64 * 1024,
+        "peak RSS {peak_kib} KiB while scraped every second"
+    );
+
+    let mut empty = Vec::new();
+    for query in dashboard_queries() {
+        if prometheus.query(&query).is_empty() {
+            empty.push(query);
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without data: {empty:#?}\n{}",
+        prometheus.log()
+    );
+
+    // Prometheus saw the final totals (the last scrape came after the agents stopped)...
+    let total = prom::value_of(&prometheus.query("sum(monitoring_api_requests_total)")[0]);
+    assert_eq!(total as u64, report["api_requests"].as_u64().unwrap());
+    // ... and computes the same request rate as agent-sim's own count.
+    // The window: from a second after Prometheus first scraped agent-sim
+    // to a second before the run ended, so it holds only steady-state samples.
+    let own_rate =
+        report["api_requests"].as_f64().unwrap() / report["duration_s"].as_f64().unwrap();
+    let window_start = first_up_at.expect("Prometheus scraped agent-sim during the run") + 1.0;
+    let window_end = started_at + 19.0;
+    let seconds = (window_end - window_start).floor() as u64;
+    assert!(seconds >= 5, "only {seconds} s of steady-state samples");
+    let response = prom::get(
+        prometheus.addr,
+        &format!(
+            "/api/v1/query?query=sum%28rate%28monitoring_api_requests_total%5B{seconds}s%5D%29%29&time={window_end}"
+        ),
+        &[],
+    );
+    let json: Value = serde_json::from_slice(&response.body).unwrap();
+    let prometheus_rate: f64 = json["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let off = (prometheus_rate - own_rate).abs() / own_rate;
+    assert!(
+        off <= 0.10,
+        "Prometheus computes {prometheus_rate:.1} req/s, agent-sim did {own_rate:.1} req/s"
+    );
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn the_otlp_exporter_delivers_agent_sim_totals() {
+    let receiver = otlp::Receiver::start("");
+    let endpoint = receiver.endpoint();
+    let output = run(&[
+        "--exporter",
+        "otlp",
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-interval",
+        "1s",
+        "--agents",
+        "2",
+        "--rate",
+        "50",
+        "--duration",
+        "3s",
+        "--seed",
+        "3",
+        "--report",
+        "json",
+        "--quiet",
+    ]);
+    let report = report(&output);
+    let requests = receiver.requests();
+    let last = requests.last().expect("at least the final export");
+    let sum_ints = |name: &str, filter: &dyn Fn(&Value) -> bool| -> u64 {
+        otlp::metric(last, name)["sum"]["data_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| filter(p))
+            .map(|p| otlp::int(&p["as_int"]))
+            .sum()
+    };
+    let all = |_: &Value| true;
+    let input = |p: &Value| otlp::attribute(p, "gen_ai_token_type").as_deref() == Some("input");
+    let output_tokens =
+        |p: &Value| otlp::attribute(p, "gen_ai_token_type").as_deref() == Some("output");
+    assert_eq!(
+        sum_ints("monitoring_api_requests", &all),
+        report["api_requests"].as_u64().unwrap()
+    );
+    assert_eq!(
+        sum_ints("monitoring_errors", &all),
+        report["errors"].as_u64().unwrap()
+    );
+    assert_eq!(
+        sum_ints("monitoring_safety_flags", &all),
+        report["unsafe_flags"].as_u64().unwrap()
+    );
+    assert_eq!(
+        sum_ints("gen_ai_client_tokens", &input),
+        report["tokens_input"].as_u64().unwrap()
+    );
+    assert_eq!(
+        sum_ints("gen_ai_client_tokens", &output_tokens),
+        report["tokens_output"].as_u64().unwrap()
+    );
+    let llm_calls: u64 = otlp::metric(last, "gen_ai_client_operation_duration_seconds")
+        ["histogram"]["data_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| otlp::attribute(p, "gen_ai_operation_name").as_deref() == Some("chat"))
+        .map(|p| otlp::int(&p["count"]))
+        .sum();
+    assert_eq!(llm_calls, report["llm_calls"].as_u64().unwrap());
+    assert_eq!(
+        otlp::resource_attribute(last, "service.name").as_deref(),
+        Some("agent-sim")
+    );
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn the_same_seed_gives_the_same_totals() {
+    let args = |seed: &'static str| {
+        [
+            "--agents",
+            "2",
+            "--rate",
+            "100",
+            "--duration",
+            "2s",
+            "--seed",
+            seed,
+            "--report",
+            "json",
+            "--quiet",
+            "--listen",
+            "127.0.0.1:0",
+        ]
+    };
+    let (a, b) = (report(&run(&args("11"))), report(&run(&args("11"))));
+    for field in [
+        "turns",
+        "api_requests",
+        "llm_calls",
+        "tokens_input",
+        "tokens_output",
+        "errors",
+        "unsafe_flags",
+        "metric_ops",
+    ] {
+        assert_eq!(
+            a[field], b[field],
+            "{field} differs between two runs with the same seed"
+        );
+    }
+    assert_eq!(a["turns"], 400);
+    let other = report(&run(&args("12")));
+    assert_ne!(
+        a["tokens_input"], other["tokens_input"],
+        "another seed, another workload"
+    );
+}
+
+#[test]
+fn bad_flags_and_bad_scenarios_get_clear_errors() {
+    let stderr = |args: &[&str]| {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} should fail with exit code 2"
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(stderr(&["--duration", "5x"]).contains("use a number with a unit"));
+    assert!(stderr(&["--rate", "fast"]).contains("--rate"));
+    assert!(stderr(&["--agents", "0", "--duration", "1s"]).contains("--agents must be at least 1"));
+    assert!(stderr(&["--no-such-flag"]).contains("--no-such-flag"));
+    assert!(stderr(&["--scenario", "/nonexistent/scenario.toml"])
+        .contains("cannot read scenario /nonexistent/scenario.toml"));
+
+    let dir = prom::TempDir::new("scenario");
+    let broken = dir.0.join("broken.toml");
+    std::fs::write(&broken, "models = [\n").unwrap();
+    assert!(stderr(&["--scenario", broken.to_str().unwrap()]).contains("is not valid TOML"));
+    let invalid = dir.0.join("invalid.toml");
+    let default = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/scenarios/default.toml"
+    ))
+    .unwrap();
+    std::fs::write(
+        &invalid,
+        default.replace("error_rate = 0.02", "error_rate = 2.0"),
+    )
+    .unwrap();
+    assert!(stderr(&["--scenario", invalid.to_str().unwrap()])
+        .contains("error_rate = 2 is not a probability"));
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    assert!(stderr(&["--listen", &address, "--duration", "1s"])
+        .contains(&format!("cannot listen on {address}")));
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn ctrl_c_stops_cleanly_and_the_last_scrape_sees_the_final_totals() {
+    let port = prom::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sim = Command::new(BIN)
+        .args([
+            "--agents",
+            "2",
+            "--rate",
+            "50",
+            "--report",
+            "json",
+            "--quiet",
+            "--listen",
+            &addr.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    prom::poll(
+        "agent-sim to serve /metrics",
+        Duration::from_secs(20),
+        || {
+            prom::request(addr, "GET", "/metrics", &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+        },
+    );
+    let status = Command::new("kill")
+        .args(["-INT", &sim.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // agent-sim now waits for one more scrape; make it after the agents
+    // have stopped (the report's totals stop changing).
+    std::thread::sleep(Duration::from_millis(500));
+    let final_text = prom::get(addr, "/metrics", &[]).text();
+    let output = sim.wait_with_output().unwrap();
+    let report = report(&output);
+    let scraped: u64 = final_text
+        .lines()
+        .filter(|l| l.starts_with("monitoring_api_requests_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(report["api_requests"].as_u64().unwrap() > 0);
+    assert_eq!(scraped, report["api_requests"].as_u64().unwrap());
+}
