@@ -31,10 +31,16 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+say "cargo clippy, agent-sim built with only the OTLP exporter"
+cargo clippy -p agent-sim --all-targets --no-default-features --features otlp -- -D warnings
+
 say "cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features 2>&1 | tee "$log"
+
+say "agent-sim end to end, built with only the OTLP exporter"
+cargo test -p agent-sim --no-default-features --features otlp 2>&1 | tee -a "$log"
 
 say "loom models (RUSTFLAGS=--cfg loom)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
