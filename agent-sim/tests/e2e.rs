@@ -4,7 +4,10 @@
 //! Each test runs when the exporter it needs is compiled in (CI builds with
 //! `--all-features`, so all of them run there).
 // With one exporter compiled in, the other exporter's helpers go unused.
-#![cfg_attr(not(all(feature = "prometheus", feature = "otlp")), allow(unused_imports, dead_code))]
+#![cfg_attr(
+    not(all(feature = "prometheus", feature = "otlp")),
+    allow(unused_imports, dead_code)
+)]
 
 #[path = "../../exporter-prometheus/tests/common/mod.rs"]
 mod prom;
