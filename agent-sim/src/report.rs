@@ -74,7 +74,7 @@ impl Report {
              \x20 tokens         {ti} in / {to} out\n\
              \x20 errors         {err}\n\
              \x20 unsafe flags   {unsafe_}\n\
-             \x20 metric ops     {ops} ({ops_s:.1} M/s)\n\
+             \x20 metric ops     {ops} ({ops_s})\n\
              \x20 overhead       {ns:.2} ns/op = {agent:.5} % of simulated agent time, {wall:.1} % of the simulator's busy loop\n",
             turns = self.turns,
             agents = self.agents,
@@ -87,7 +87,11 @@ impl Report {
             err = self.errors,
             unsafe_ = self.unsafe_flags,
             ops = self.metric_ops,
-            ops_s = self.metric_ops_per_sec / 1e6,
+            ops_s = if self.metric_ops_per_sec >= 1e6 {
+                format!("{:.1} M/s", self.metric_ops_per_sec / 1e6)
+            } else {
+                format!("{:.0}/s", self.metric_ops_per_sec)
+            },
             ns = self.overhead_ns_per_op,
             agent = self.overhead_share_of_agent_time * 100.0,
             wall = self.overhead_share_of_wall_loop * 100.0,
