@@ -1,0 +1,759 @@
+//! beluga-metrics side by side with its peers, in the same run: counter
+//! increment, 2-label lookup plus increment, histogram record (each from 1
+//! thread up to every core and twice that), text encoding of 1k/10k/100k
+//! series; plus allocation counts per operation and memory per series,
+//! measured with a counting global allocator and written to
+//! `target/criterion/peers-memory.json` for `scripts/bench-report.py`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use beluga_benches::{contended, cores};
+use criterion::{BenchmarkId, Criterion, Throughput};
+
+// ---------------------------------------------------------------- allocator
+
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as i64, Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+// ---------------------------------------------------------------- the libraries
+
+const MODELS: [&str; 20] = [
+    "model-0", "model-1", "model-2", "model-3", "model-4", "model-5", "model-6", "model-7",
+    "model-8", "model-9", "model-10", "model-11", "model-12", "model-13", "model-14", "model-15",
+    "model-16", "model-17", "model-18", "model-19",
+];
+const TENANTS: [&str; 3] = ["free", "pro", "enterprise"];
+const BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// The operations every library is measured on.
+trait Library: Sync {
+    const NAME: &'static str;
+    fn counter_inc(&self);
+    /// `None` if the library has no label lookup (bound instruments).
+    fn labelled_inc(&self, model: &'static str, tenant: &'static str) -> Option<()>;
+    fn histogram_record(&self, value: f64);
+}
+
+/// Libraries that also encode the Prometheus text format.
+trait Encodes {
+    /// A family with `series` two-label counter series, then its encoder.
+    fn encoder(series: usize) -> Box<dyn FnMut() -> usize>;
+}
+
+fn series_label(i: usize) -> (String, &'static str) {
+    (
+        format!("/api/v1/endpoint/{}", i / 5),
+        ["200", "400", "404", "429", "500"][i % 5],
+    )
+}
+
+// beluga-metrics
+struct Beluga {
+    counter: beluga_metrics::Counter,
+    family: beluga_metrics::Family<beluga_metrics::Counter>,
+    histogram: beluga_metrics::Histogram,
+}
+
+impl Beluga {
+    fn new() -> Self {
+        use beluga_metrics::{Buckets, Opts, Registry};
+        let r = Registry::new();
+        Beluga {
+            counter: r.counter(Opts::new("c_total", "c")).unwrap(),
+            family: r
+                .counter_family(Opts::new("l_total", "l").labels(["model", "tenant"]))
+                .unwrap(),
+            histogram: r
+                .histogram(Opts::new("h", "h"), Buckets::new(BUCKETS))
+                .unwrap(),
+        }
+    }
+}
+
+impl Library for Beluga {
+    const NAME: &'static str = "beluga";
+    #[inline]
+    fn counter_inc(&self) {
+        self.counter.inc();
+    }
+    #[inline]
+    fn labelled_inc(&self, model: &'static str, tenant: &'static str) -> Option<()> {
+        self.family.with(&[model, tenant], |c| c.inc()).ok()
+    }
+    #[inline]
+    fn histogram_record(&self, value: f64) {
+        self.histogram.record(value);
+    }
+}
+
+impl Encodes for Beluga {
+    fn encoder(series: usize) -> Box<dyn FnMut() -> usize> {
+        use beluga_metrics::{Encoder, Format, Opts, Registry};
+        let r = Registry::new();
+        let f = r
+            .counter_family(
+                Opts::new("requests_total", "r")
+                    .labels(["endpoint", "status"])
+                    .cardinality_limit(series),
+            )
+            .unwrap();
+        for i in 0..series {
+            let (endpoint, status) = series_label(i);
+            f.with_labels(&[endpoint.as_str(), status])
+                .unwrap()
+                .add(i as u64);
+        }
+        let mut encoder = Encoder::new();
+        Box::new(move || encoder.encode(&r, Format::PrometheusText).len())
+    }
+}
+
+// metrics + metrics-exporter-prometheus (global recorder, installed once)
+struct MetricsRs {
+    counter: metrics::Counter,
+    histogram: metrics::Histogram,
+}
+
+fn metrics_handle() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .unwrap()
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).expect("one recorder per process");
+        handle
+    })
+}
+
+impl MetricsRs {
+    fn new() -> Self {
+        metrics_handle();
+        MetricsRs {
+            counter: metrics::counter!("c_total"),
+            histogram: metrics::histogram!("h"),
+        }
+    }
+}
+
+impl Library for MetricsRs {
+    const NAME: &'static str = "metrics";
+    #[inline]
+    fn counter_inc(&self) {
+        self.counter.increment(1);
+    }
+    #[inline]
+    fn labelled_inc(&self, model: &'static str, tenant: &'static str) -> Option<()> {
+        metrics::counter!("l_total", "model" => model, "tenant" => tenant).increment(1);
+        Some(())
+    }
+    #[inline]
+    fn histogram_record(&self, value: f64) {
+        self.histogram.record(value);
+    }
+}
+
+impl Encodes for MetricsRs {
+    fn encoder(series: usize) -> Box<dyn FnMut() -> usize> {
+        let handle = metrics_handle();
+        let name = format!("requests_{series}_total");
+        for i in 0..series {
+            let (endpoint, status) = series_label(i);
+            metrics::counter!(name.clone(), "endpoint" => endpoint, "status" => status)
+                .increment(i as u64);
+        }
+        // The global recorder also renders the other benchmarks' metrics:
+        // they are few, next to the family under test.
+        Box::new(move || handle.render().len())
+    }
+}
+
+// prometheus (tikv)
+struct Tikv {
+    counter: prometheus::IntCounter,
+    family: prometheus::IntCounterVec,
+    histogram: prometheus::Histogram,
+}
+
+impl Tikv {
+    fn new() -> Self {
+        Tikv {
+            counter: prometheus::IntCounter::new("c_total", "c").unwrap(),
+            family: prometheus::IntCounterVec::new(
+                prometheus::Opts::new("l_total", "l"),
+                &["model", "tenant"],
+            )
+            .unwrap(),
+            histogram: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new("h", "h").buckets(BUCKETS.to_vec()),
+            )
+            .unwrap(),
+        }
+    }
+}
+
+impl Library for Tikv {
+    const NAME: &'static str = "prometheus";
+    #[inline]
+    fn counter_inc(&self) {
+        self.counter.inc();
+    }
+    #[inline]
+    fn labelled_inc(&self, model: &'static str, tenant: &'static str) -> Option<()> {
+        self.family.with_label_values(&[model, tenant]).inc();
+        Some(())
+    }
+    #[inline]
+    fn histogram_record(&self, value: f64) {
+        self.histogram.observe(value);
+    }
+}
+
+impl Encodes for Tikv {
+    fn encoder(series: usize) -> Box<dyn FnMut() -> usize> {
+        use prometheus::Encoder;
+        let registry = prometheus::Registry::new();
+        let family = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("requests_total", "r"),
+            &["endpoint", "status"],
+        )
+        .unwrap();
+        registry.register(Box::new(family.clone())).unwrap();
+        for i in 0..series {
+            let (endpoint, status) = series_label(i);
+            family
+                .with_label_values(&[endpoint.as_str(), status])
+                .inc_by(i as u64);
+        }
+        let encoder = prometheus::TextEncoder::new();
+        let mut buffer = Vec::new();
+        Box::new(move || {
+            buffer.clear();
+            encoder.encode(&registry.gather(), &mut buffer).unwrap();
+            buffer.len()
+        })
+    }
+}
+
+// prometheus-client
+type PcLabels = [(&'static str, &'static str); 2];
+
+struct PromClient {
+    counter: prometheus_client::metrics::counter::Counter,
+    family: prometheus_client::metrics::family::Family<
+        PcLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    histogram: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl PromClient {
+    fn new() -> Self {
+        PromClient {
+            counter: Default::default(),
+            family: Default::default(),
+            histogram: prometheus_client::metrics::histogram::Histogram::new(BUCKETS),
+        }
+    }
+}
+
+impl Library for PromClient {
+    const NAME: &'static str = "prometheus-client";
+    #[inline]
+    fn counter_inc(&self) {
+        self.counter.inc();
+    }
+    #[inline]
+    fn labelled_inc(&self, model: &'static str, tenant: &'static str) -> Option<()> {
+        self.family
+            .get_or_create(&[("model", model), ("tenant", tenant)])
+            .inc();
+        Some(())
+    }
+    #[inline]
+    fn histogram_record(&self, value: f64) {
+        self.histogram.observe(value);
+    }
+}
+
+impl Encodes for PromClient {
+    fn encoder(series: usize) -> Box<dyn FnMut() -> usize> {
+        use prometheus_client::metrics::counter::Counter;
+        use prometheus_client::metrics::family::Family;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let family = Family::<[(&'static str, String); 2], Counter>::default();
+        registry.register("requests", "r", family.clone());
+        for i in 0..series {
+            let (endpoint, status) = series_label(i);
+            family
+                .get_or_create(&[("endpoint", endpoint), ("status", status.to_string())])
+                .inc_by(i as u64);
+        }
+        let mut buffer = String::new();
+        Box::new(move || {
+            buffer.clear();
+            prometheus_client::encoding::text::encode(&mut buffer, &registry).unwrap();
+            buffer.len()
+        })
+    }
+}
+
+// OpenTelemetry SDK: unbound (attributes on every call) and bound instruments
+struct Otel {
+    _provider: opentelemetry_sdk::metrics::SdkMeterProvider,
+    counter: opentelemetry::metrics::Counter<u64>,
+    histogram: opentelemetry::metrics::Histogram<f64>,
+}
+
+impl Otel {
+    fn new() -> Self {
+        use opentelemetry::metrics::MeterProvider;
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_reader(opentelemetry_sdk::metrics::ManualReader::builder().build())
+            .build();
+        let meter = provider.meter("bench");
+        Otel {
+            counter: meter.u64_counter("c").build(),
+            histogram: meter
+                .f64_histogram("h")
+                .with_boundaries(BUCKETS.to_vec())
+                .build(),
+            _provider: provider,
+        }
+    }
+}
+
+impl Library for Otel {
+    const NAME: &'static str = "otel-sdk";
+    #[inline]
+    fn counter_inc(&self) {
+        self.counter.add(1, &[]);
+    }
+    #[inline]
+    fn labelled_inc(&self, model: &'static str, tenant: &'static str) -> Option<()> {
+        use opentelemetry::KeyValue;
+        self.counter.add(
+            1,
+            &[
+                KeyValue::new("model", model),
+                KeyValue::new("tenant", tenant),
+            ],
+        );
+        Some(())
+    }
+    #[inline]
+    fn histogram_record(&self, value: f64) {
+        self.histogram.record(value, &[]);
+    }
+}
+
+struct OtelBound {
+    _otel: Otel,
+    counter: opentelemetry::metrics::BoundCounter<u64>,
+    histogram: opentelemetry::metrics::BoundHistogram<f64>,
+}
+
+impl OtelBound {
+    fn new() -> Self {
+        let otel = Otel::new();
+        OtelBound {
+            counter: otel.counter.bind(&[]),
+            histogram: otel.histogram.bind(&[]),
+            _otel: otel,
+        }
+    }
+}
+
+impl Library for OtelBound {
+    const NAME: &'static str = "otel-sdk-bound";
+    #[inline]
+    fn counter_inc(&self) {
+        self.counter.add(1);
+    }
+    fn labelled_inc(&self, _: &'static str, _: &'static str) -> Option<()> {
+        None
+    }
+    #[inline]
+    fn histogram_record(&self, value: f64) {
+        self.histogram.record(value);
+    }
+}
+
+// measured
+#[derive(Clone, Copy, PartialEq, Debug, measured::LabelGroup)]
+#[label(set = PairSet)]
+struct Pair<'a> {
+    #[label(dynamic_with = lasso::ThreadedRodeo, default)]
+    model: &'a str,
+    #[label(dynamic_with = lasso::ThreadedRodeo, default)]
+    tenant: &'a str,
+}
+
+struct Measured {
+    counter: measured::Counter,
+    family: measured::CounterVec<PairSet>,
+    histogram: measured::Histogram<14>,
+}
+
+impl Measured {
+    fn new() -> Self {
+        Measured {
+            counter: measured::Counter::new(),
+            family: measured::CounterVec::with_label_set(PairSet::default()),
+            histogram: measured::Histogram::with_metadata(
+                measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
+            ),
+        }
+    }
+}
+
+impl Library for Measured {
+    const NAME: &'static str = "measured";
+    #[inline]
+    fn counter_inc(&self) {
+        self.counter.inc();
+    }
+    #[inline]
+    fn labelled_inc(&self, model: &'static str, tenant: &'static str) -> Option<()> {
+        self.family.inc(Pair { model, tenant });
+        Some(())
+    }
+    #[inline]
+    fn histogram_record(&self, value: f64) {
+        self.histogram.observe(value);
+    }
+}
+
+impl Encodes for Measured {
+    fn encoder(series: usize) -> Box<dyn FnMut() -> usize> {
+        use measured::metric::MetricFamilyEncoding;
+        let family = measured::CounterVec::with_label_set(PairSet::default());
+        let statuses: Vec<String> = ["200", "400", "404", "429", "500"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for i in 0..series {
+            let (endpoint, _) = series_label(i);
+            family.inc_by(
+                Pair {
+                    model: &endpoint,
+                    tenant: &statuses[i % 5],
+                },
+                i as u64,
+            );
+        }
+        let mut encoder = measured::text::BufferedTextEncoder::new();
+        Box::new(move || {
+            family
+                .collect_family_into(
+                    measured::metric::name::MetricName::from_str("requests_total"),
+                    &mut encoder,
+                )
+                .unwrap();
+            encoder.finish().len()
+        })
+    }
+}
+
+// ---------------------------------------------------------------- benchmarks
+
+fn thread_counts() -> Vec<usize> {
+    let cores = cores();
+    let mut counts: Vec<usize> = (1..=cores).collect();
+    counts.push(cores * 2);
+    counts
+}
+
+fn recording<L: Library>(c: &mut Criterion, lib: &L) {
+    let values: Vec<f64> = (0..1024).map(|i| 0.005 * 1.0069f64.powi(i)).collect();
+    let mut pairs = Vec::new();
+    for m in MODELS {
+        for t in TENANTS {
+            pairs.push((m, t));
+        }
+    }
+    for &threads in &thread_counts() {
+        let mut group = c.benchmark_group(format!("peers/counter_inc/{threads}_threads"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(L::NAME, |b| {
+            b.iter_custom(|iters| contended(threads, iters, |_| lib.counter_inc()))
+        });
+        group.finish();
+
+        if lib.labelled_inc("model-0", "free").is_some() {
+            let mut group = c.benchmark_group(format!("peers/label_lookup_inc/{threads}_threads"));
+            group.throughput(Throughput::Elements(1));
+            group.bench_function(L::NAME, |b| {
+                b.iter_custom(|iters| {
+                    contended(threads, iters, |i| {
+                        let (m, t) = pairs[(i as usize * 7) % pairs.len()];
+                        lib.labelled_inc(black_box(m), black_box(t));
+                    })
+                })
+            });
+            group.finish();
+        }
+
+        let mut group = c.benchmark_group(format!("peers/histogram_record/{threads}_threads"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(L::NAME, |b| {
+            b.iter_custom(|iters| {
+                contended(threads, iters, |i| {
+                    lib.histogram_record(black_box(values[(i & 1023) as usize]))
+                })
+            })
+        });
+        group.finish();
+    }
+}
+
+fn encoding<E: Encodes>(c: &mut Criterion, name: &str) {
+    for series in [1_000, 10_000, 100_000] {
+        let mut encode = E::encoder(series);
+        let bytes = encode();
+        let mut group = c.benchmark_group(format!("peers/encode/{series}_series"));
+        group.throughput(Throughput::Bytes(bytes as u64));
+        if series >= 100_000 {
+            group.sample_size(10);
+        }
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| black_box(encode()))
+        });
+        group.finish();
+    }
+}
+
+// ---------------------------------------------------------------- allocations and memory
+
+/// Allocations per operation after warm-up, on the calling thread's view of
+/// a process-wide counter (the benchmark runs nothing else meanwhile).
+fn allocations_per_op(op: impl Fn(u64)) -> f64 {
+    for i in 0..1000 {
+        op(i);
+    }
+    let before = ALLOCATIONS.load(Relaxed);
+    for i in 0..10_000 {
+        op(i);
+    }
+    (ALLOCATIONS.load(Relaxed) - before) as f64 / 10_000.0
+}
+
+fn bytes_per<T>(n: usize, make: impl FnOnce(usize) -> T) -> (f64, T) {
+    let before = LIVE_BYTES.load(Relaxed);
+    let kept = make(n);
+    ((LIVE_BYTES.load(Relaxed) - before) as f64 / n as f64, kept)
+}
+
+fn measure_library<L: Library>(lib: &L) -> serde_json::Value {
+    let labelled = lib.labelled_inc("model-0", "free").map(|_| {
+        allocations_per_op(|i| {
+            let _ = lib.labelled_inc(MODELS[(i % 20) as usize], TENANTS[(i % 3) as usize]);
+        })
+    });
+    serde_json::json!({
+        "allocations_per_op": {
+            "counter_inc": allocations_per_op(|_| lib.counter_inc()),
+            "label_lookup_inc": labelled,
+            "histogram_record": allocations_per_op(|i| lib.histogram_record(i as f64 * 0.01)),
+        }
+    })
+}
+
+fn memory_report() -> serde_json::Value {
+    let mut report = serde_json::Map::new();
+    let n = 2_000;
+    let names: Vec<String> = (0..n).map(|i| format!("value-{i}")).collect();
+    let leak: &'static [String] = Box::leak(names.into_boxed_slice());
+
+    macro_rules! entry {
+        ($lib:expr, $make:expr, $label:expr, $hist:expr) => {{
+            let lib = $make;
+            let mut v = measure_library(&lib);
+            let (per_series, _keep) = bytes_per(n, |n| {
+                for i in 0..n {
+                    ($label)(&lib, leak[i].as_str());
+                }
+            });
+            v["bytes_per_2_label_counter_series"] = serde_json::json!(per_series);
+            let (per_hist, _keep2) = bytes_per(200, |n| ($hist)(n));
+            v["bytes_per_histogram_series_one_thread"] = serde_json::json!(per_hist);
+            report.insert($lib.to_string(), v);
+        }};
+    }
+
+    entry!(
+        "beluga",
+        Beluga::new(),
+        |l: &Beluga, v: &'static str| l.family.with(&[v, "pro"], |c| c.inc()).unwrap(),
+        |n: usize| {
+            use beluga_metrics::{Buckets, Opts, Registry};
+            let r = Registry::new();
+            let f = r
+                .histogram_family(Opts::new("m", "m").labels(["k"]), Buckets::new(BUCKETS))
+                .unwrap();
+            for i in 0..n {
+                f.with_labels(&[i.to_string()]).unwrap().record(0.5);
+            }
+            r
+        }
+    );
+    entry!(
+        "metrics",
+        MetricsRs::new(),
+        |_: &MetricsRs, v: &'static str| {
+            metrics::counter!("mem_total", "model" => v, "tenant" => "pro").increment(1)
+        },
+        |n: usize| {
+            for i in 0..n {
+                metrics::histogram!("mem_h", "k" => i.to_string()).record(0.5);
+            }
+        }
+    );
+    entry!(
+        "prometheus",
+        Tikv::new(),
+        |l: &Tikv, v: &'static str| l.family.with_label_values(&[v, "pro"]).inc(),
+        |n: usize| {
+            let h = prometheus::HistogramVec::new(
+                prometheus::HistogramOpts::new("m", "m").buckets(BUCKETS.to_vec()),
+                &["k"],
+            )
+            .unwrap();
+            for i in 0..n {
+                h.with_label_values(&[i.to_string().as_str()]).observe(0.5);
+            }
+            h
+        }
+    );
+    entry!(
+        "prometheus-client",
+        PromClient::new(),
+        |l: &PromClient, v: &'static str| l
+            .family
+            .get_or_create(&[("model", v), ("tenant", "pro")])
+            .inc(),
+        |n: usize| {
+            use prometheus_client::metrics::family::Family;
+            use prometheus_client::metrics::histogram::Histogram;
+            let f: Family<[(&'static str, String); 1], Histogram, _> =
+                Family::new_with_constructor(|| Histogram::new(BUCKETS));
+            for i in 0..n {
+                f.get_or_create(&[("k", i.to_string())]).observe(0.5);
+            }
+            f
+        }
+    );
+    entry!(
+        "otel-sdk",
+        Otel::new(),
+        |l: &Otel, v: &'static str| {
+            use opentelemetry::KeyValue;
+            l.counter.add(
+                1,
+                &[KeyValue::new("model", v), KeyValue::new("tenant", "pro")],
+            )
+        },
+        |n: usize| {
+            use opentelemetry::KeyValue;
+            let o = Otel::new();
+            for i in 0..n {
+                o.histogram
+                    .record(0.5, &[KeyValue::new("k", i.to_string())]);
+            }
+            o
+        }
+    );
+    entry!(
+        "measured",
+        Measured::new(),
+        |l: &Measured, v: &'static str| l.family.inc(Pair {
+            model: v,
+            tenant: "pro"
+        }),
+        |n: usize| {
+            let keys: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+            let f: measured::HistogramVec<PairSet, 14> =
+                measured::HistogramVec::with_label_set_and_metadata(
+                    PairSet::default(),
+                    measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
+                );
+            for k in &keys {
+                f.observe(
+                    Pair {
+                        model: k,
+                        tenant: "x",
+                    },
+                    0.5,
+                );
+            }
+            f
+        }
+    );
+    let bound = OtelBound::new();
+    report.insert("otel-sdk-bound".into(), measure_library(&bound));
+    serde_json::Value::Object(report)
+}
+
+fn main() {
+    let report = memory_report();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::write(
+        dir.join("peers-memory.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    let beluga_allocs = &report["beluga"]["allocations_per_op"];
+    for op in ["counter_inc", "label_lookup_inc", "histogram_record"] {
+        assert_eq!(
+            beluga_allocs[op].as_f64(),
+            Some(0.0),
+            "beluga allocates on {op}"
+        );
+    }
+
+    let mut c = beluga_benches::criterion();
+    recording(&mut c, &Beluga::new());
+    recording(&mut c, &MetricsRs::new());
+    recording(&mut c, &Tikv::new());
+    recording(&mut c, &PromClient::new());
+    recording(&mut c, &Otel::new());
+    recording(&mut c, &OtelBound::new());
+    recording(&mut c, &Measured::new());
+    encoding::<Beluga>(&mut c, "beluga");
+    encoding::<MetricsRs>(&mut c, "metrics");
+    encoding::<Tikv>(&mut c, "prometheus");
+    encoding::<PromClient>(&mut c, "prometheus-client");
+    encoding::<Measured>(&mut c, "measured");
+    c.final_summary();
+}
