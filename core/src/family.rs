@@ -31,7 +31,27 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 /// One series: its label values and its storage.
 pub struct Series<S> {
     pub(crate) label_values: Box<[Box<str>]>,
+    /// `name="escaped value",...` as both text formats write it: escaping
+    /// once here keeps every scrape from escaping every label again.
+    pub(crate) rendered_labels: Box<str>,
     pub(crate) storage: S,
+}
+
+/// Renders label pairs the way both exposition formats write them.
+fn render_labels<'v>(pairs: impl Iterator<Item = (&'v str, &'v str)>) -> Box<str> {
+    let mut out = Vec::new();
+    for (i, (name, value)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        crate::encoding::escape_label_value(&mut out, value);
+        out.push(b'"');
+    }
+    String::from_utf8(out)
+        .expect("escaping keeps UTF-8")
+        .into_boxed_str()
 }
 
 /// The kinds of metric a family can hold. Implemented by [`Counter`],
@@ -313,8 +333,15 @@ impl<M: Metric> Family<M> {
             self.inner.refused.fetch_add(1, Relaxed);
             return self.overflow_series().clone();
         }
+        let names = &self.inner.descriptor.label_names;
         let series = Arc::new(Series {
             label_values: values.iter().map(|v| Box::from(v.as_ref())).collect(),
+            rendered_labels: render_labels(
+                names
+                    .iter()
+                    .map(|n| &**n)
+                    .zip(values.iter().map(|v| v.as_ref())),
+            ),
             storage: M::new_storage(self.inner.buckets.as_ref()),
         });
         table.by_hash.entry(hash).or_default().push(series.clone());
@@ -326,6 +353,7 @@ impl<M: Metric> Family<M> {
         self.inner.overflow.get_or_init(|| {
             Arc::new(Series {
                 label_values: Box::new([Box::from("true")]),
+                rendered_labels: render_labels([(OVERFLOW_LABEL, "true")].into_iter()),
                 storage: M::new_storage(self.inner.buckets.as_ref()),
             })
         })
@@ -471,13 +499,14 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
     fn visit_series(&self, scratch: &mut HistogramValue, f: &mut dyn FnMut(Labels<'_>, Value<'_>)) {
         let names = &self.descriptor.label_names;
         for series in self.table.read().ordered.iter() {
-            let labels = Labels::new(names, &series.label_values);
+            let labels =
+                Labels::with_rendered(names, &series.label_values, &series.rendered_labels);
             f(labels, M::read(&series.storage, scratch));
         }
         if let Some(series) = self.overflow.get() {
             let names = OVERFLOW_NAMES.get_or_init(|| [Box::from(OVERFLOW_LABEL)]);
             f(
-                Labels::new(names, &series.label_values),
+                Labels::with_rendered(names, &series.label_values, &series.rendered_labels),
                 M::read(&series.storage, scratch),
             );
         }

@@ -4,8 +4,9 @@
 //! reference-count increment, both atomic read-modify-writes on cache lines
 //! that every thread touches, which is what makes labelled lookups slow and
 //! collapse under contention in other libraries. Each thread therefore keeps
-//! a small direct-mapped cache (64 entries) from *(family, label-value hash)*
-//! to the series. A hit compares the label values (so a hash collision can
+//! a small two-way set-associative cache (128 sets of 2 entries) from
+//! *(family, label-value hash)* to the series, so a loop over a few dozen
+//! label sets (models × tenants) stays in it. A hit compares the label values (so a hash collision can
 //! never merge two series), checks the family's removal version, and lends
 //! the handle to the caller's closure: no lock, no atomic RMW, no allocation.
 //!
@@ -30,7 +31,8 @@ use std::sync::Arc;
 
 use crate::family::{same_value, Metric, Series};
 
-const ENTRIES: usize = 64;
+/// Sets in the cache; each holds the two most recently used entries.
+const SETS: usize = 128;
 
 /// What identifies a cached label set.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -43,7 +45,7 @@ pub(crate) struct Key {
 impl Key {
     fn index(&self) -> usize {
         let mixed = self.hash ^ self.family.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> 58) as usize % ENTRIES
+        (mixed >> 57) as usize % SETS
     }
 }
 
@@ -74,8 +76,8 @@ impl Drop for Entry {
 }
 
 thread_local! {
-    static CACHE: RefCell<[Option<Entry>; ENTRIES]> =
-        const { RefCell::new([const { None }; ENTRIES]) };
+    static CACHE: RefCell<[[Option<Entry>; 2]; SETS]> =
+        const { RefCell::new([const { [None, None] }; SETS]) };
 }
 
 fn labels_match<V: AsRef<str>>(stored: &[Box<str>], values: &[V]) -> bool {
@@ -99,20 +101,26 @@ pub(crate) fn with_handle<M: Metric, V: AsRef<str>, R>(
     let mut f = Some(f);
     let served = CACHE.try_with(|cache| {
         let mut cache = cache.try_borrow_mut().ok()?;
-        let slot = &mut cache[key.index()];
-        if let Some(entry) = slot {
-            if entry.key == key && entry.handle_type == TypeId::of::<M>() {
-                // SAFETY: the entry was stored by `store::<M>` (same TypeId),
-                // so `series` came from `Arc::into_raw` of an
-                // `Arc<Series<M::Storage>>`, and the entry still owns that
-                // reference while the cache is borrowed. `ManuallyDrop` keeps
-                // us from giving back a reference we do not own.
-                let handle = ManuallyDrop::new(M::from_series(unsafe {
-                    Arc::from_raw(entry.series.cast::<Series<M::Storage>>())
-                }));
-                if labels_match(&handle.series().label_values, values) {
-                    return Some(f.take()?(&handle));
+        let set = &mut cache[key.index()];
+        for (way, slot) in set.iter().enumerate() {
+            let Some(entry) = slot else { continue };
+            if entry.key != key || entry.handle_type != TypeId::of::<M>() {
+                continue;
+            }
+            // SAFETY: the entry was stored by `store::<M>` (same TypeId), so
+            // `series` came from `Arc::into_raw` of an
+            // `Arc<Series<M::Storage>>`, and the entry still owns that
+            // reference while the cache is borrowed. `ManuallyDrop` keeps us
+            // from giving back a reference we do not own.
+            let handle = ManuallyDrop::new(M::from_series(unsafe {
+                Arc::from_raw(entry.series.cast::<Series<M::Storage>>())
+            }));
+            if labels_match(&handle.series().label_values, values) {
+                let result = f.take()?(&handle);
+                if way == 1 {
+                    set.swap(0, 1); // most recently used first
                 }
+                return Some(result);
             }
         }
         let handle = resolve.take()?();
@@ -120,7 +128,9 @@ pub(crate) fn with_handle<M: Metric, V: AsRef<str>, R>(
         // The overflow series' labels never match the values asked for, so
         // refused label sets are never cached and keep being counted.
         if labels_match(&handle.series().label_values, values) {
-            *slot = Some(store(key, handle));
+            // Evict the least recently used entry (way 1).
+            set.swap(0, 1);
+            set[0] = Some(store(key, handle));
         }
         Some(result)
     });

@@ -9,11 +9,34 @@ use crate::histogram::HistogramValue;
 pub struct Labels<'a> {
     names: &'a [Box<str>],
     values: &'a [Box<str>],
+    /// `name="escaped value",...`, computed once when the series was created.
+    rendered: Option<&'a str>,
 }
 
 impl<'a> Labels<'a> {
     pub(crate) fn new(names: &'a [Box<str>], values: &'a [Box<str>]) -> Self {
-        Labels { names, values }
+        Labels {
+            names,
+            values,
+            rendered: None,
+        }
+    }
+
+    pub(crate) fn with_rendered(
+        names: &'a [Box<str>],
+        values: &'a [Box<str>],
+        rendered: &'a str,
+    ) -> Self {
+        Labels {
+            names,
+            values,
+            rendered: Some(rendered),
+        }
+    }
+
+    /// The labels as the exposition formats write them, if precomputed.
+    pub(crate) fn rendered(&self) -> Option<&'a str> {
+        self.rendered
     }
 
     /// `(name, value)` pairs in the family's label order.

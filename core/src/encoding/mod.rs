@@ -8,6 +8,11 @@
 mod negotiate;
 mod text;
 
+/// Appends a label value escaped as both formats require (`\\`, `\"`, `\n`).
+pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
+    text::escape_into(out, value, true);
+}
+
 use crate::histogram::HistogramValue;
 use crate::registry::Registry;
 
@@ -80,6 +85,7 @@ impl Format {
 pub struct Encoder {
     buffer: Vec<u8>,
     scratch: HistogramValue,
+    bounds: text::BoundsCache,
 }
 
 impl Default for Encoder {
@@ -94,6 +100,7 @@ impl Encoder {
         Encoder {
             buffer: Vec::new(),
             scratch: HistogramValue::empty(),
+            bounds: text::BoundsCache::default(),
         }
     }
 
@@ -101,7 +108,7 @@ impl Encoder {
     /// which stay valid until the next call.
     pub fn encode(&mut self, registry: &Registry, format: Format) -> &[u8] {
         self.buffer.clear();
-        let mut writer = text::TextWriter::new(&mut self.buffer, format);
+        let mut writer = text::TextWriter::new(&mut self.buffer, format, &mut self.bounds);
         registry.visit_with(&mut writer, &mut self.scratch);
         writer.finish();
         &self.buffer

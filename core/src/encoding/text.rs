@@ -9,11 +9,43 @@ use crate::visit::{Labels, Value, Visitor};
 pub(super) struct TextWriter<'a> {
     out: &'a mut Vec<u8>,
     format: Format,
+    bounds: &'a mut BoundsCache,
+}
+
+/// The `le` values of the last bucket layout written, formatted once: every
+/// series of a family shares one layout.
+#[derive(Debug, Default)]
+pub(super) struct BoundsCache {
+    bounds: Option<std::sync::Arc<[f64]>>,
+    formatted: Vec<Vec<u8>>,
+}
+
+impl BoundsCache {
+    fn get(&mut self, bounds: &std::sync::Arc<[f64]>) -> &[Vec<u8>] {
+        if !self
+            .bounds
+            .as_ref()
+            .is_some_and(|b| std::sync::Arc::ptr_eq(b, bounds))
+        {
+            self.formatted.clear();
+            for &b in bounds.iter().chain([f64::INFINITY].iter()) {
+                let mut text = Vec::new();
+                write_f64(&mut text, b);
+                self.formatted.push(text);
+            }
+            self.bounds = Some(bounds.clone());
+        }
+        &self.formatted
+    }
 }
 
 impl<'a> TextWriter<'a> {
-    pub(super) fn new(out: &'a mut Vec<u8>, format: Format) -> Self {
-        TextWriter { out, format }
+    pub(super) fn new(out: &'a mut Vec<u8>, format: Format, bounds: &'a mut BoundsCache) -> Self {
+        TextWriter {
+            out,
+            format,
+            bounds,
+        }
     }
 
     pub(super) fn finish(self) {
@@ -22,53 +54,61 @@ impl<'a> TextWriter<'a> {
         }
     }
 
-    fn sample_start(&mut self, name: &str, suffix: &str, labels: Labels<'_>, le: Option<f64>) {
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(suffix.as_bytes());
-        if labels.is_empty() && le.is_none() {
-            self.out.push(b' ');
-            return;
-        }
-        self.out.push(b'{');
-        let mut first = true;
-        for (label, value) in labels.iter() {
-            if !first {
-                self.out.push(b',');
-            }
-            first = false;
-            self.out.extend_from_slice(label.as_bytes());
-            self.out.extend_from_slice(b"=\"");
-            escape_into(self.out, value, true);
-            self.out.push(b'"');
-        }
-        if let Some(le) = le {
-            if !first {
-                self.out.push(b',');
-            }
-            self.out.extend_from_slice(b"le=\"");
-            write_f64(self.out, le);
-            self.out.push(b'"');
-        }
-        self.out.extend_from_slice(b"} ");
-    }
-
-    fn sample_u64(
-        &mut self,
+    fn sample_start(
+        out: &mut Vec<u8>,
         name: &str,
         suffix: &str,
         labels: Labels<'_>,
-        le: Option<f64>,
-        v: u64,
+        le: Option<&[u8]>,
     ) {
-        self.sample_start(name, suffix, labels, le);
-        write_u64(self.out, v);
-        self.out.push(b'\n');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        if labels.is_empty() && le.is_none() {
+            out.push(b' ');
+            return;
+        }
+        out.push(b'{');
+        if let Some(rendered) = labels.rendered() {
+            out.extend_from_slice(rendered.as_bytes());
+        } else {
+            for (i, (label, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(label.as_bytes());
+                out.extend_from_slice(b"=\"");
+                escape_into(out, value, true);
+                out.push(b'"');
+            }
+        }
+        if let Some(le) = le {
+            if !labels.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"le=\"");
+            out.extend_from_slice(le);
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"} ");
     }
 
-    fn sample_f64(&mut self, name: &str, suffix: &str, labels: Labels<'_>, v: f64) {
-        self.sample_start(name, suffix, labels, None);
-        write_f64(self.out, v);
-        self.out.push(b'\n');
+    fn sample_u64(
+        out: &mut Vec<u8>,
+        name: &str,
+        suffix: &str,
+        labels: Labels<'_>,
+        le: Option<&[u8]>,
+        v: u64,
+    ) {
+        Self::sample_start(out, name, suffix, labels, le);
+        write_u64(out, v);
+        out.push(b'\n');
+    }
+
+    fn sample_f64(out: &mut Vec<u8>, name: &str, suffix: &str, labels: Labels<'_>, v: f64) {
+        Self::sample_start(out, name, suffix, labels, None);
+        write_f64(out, v);
+        out.push(b'\n');
     }
 }
 
@@ -119,15 +159,16 @@ impl Visitor for TextWriter<'_> {
     fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>) {
         let name = family.name();
         match value {
-            Value::Counter(n) => self.sample_u64(name, "_total", labels, None, n),
-            Value::FloatCounter(v) => self.sample_f64(name, "_total", labels, v),
-            Value::Gauge(v) => self.sample_f64(name, "", labels, v),
+            Value::Counter(n) => Self::sample_u64(self.out, name, "_total", labels, None, n),
+            Value::FloatCounter(v) => Self::sample_f64(self.out, name, "_total", labels, v),
+            Value::Gauge(v) => Self::sample_f64(self.out, name, "", labels, v),
             Value::Histogram(h) => {
-                for (le, cumulative) in h.cumulative() {
-                    self.sample_u64(name, "_bucket", labels, Some(le), cumulative);
+                let les = self.bounds.get(&h.bounds);
+                for (le, (_, cumulative)) in les.iter().zip(h.cumulative()) {
+                    Self::sample_u64(self.out, name, "_bucket", labels, Some(le), cumulative);
                 }
-                self.sample_f64(name, "_sum", labels, h.sum());
-                self.sample_u64(name, "_count", labels, None, h.count());
+                Self::sample_f64(self.out, name, "_sum", labels, h.sum());
+                Self::sample_u64(self.out, name, "_count", labels, None, h.count());
             }
         }
     }
