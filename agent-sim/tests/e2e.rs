@@ -9,11 +9,10 @@
     allow(unused_imports, dead_code)
 )]
 
-#[path = "../../exporter-prometheus/tests/common/mod.rs"]
-mod prom;
-
+// The OTLP receiver fixture; it brings the Prometheus/process helpers along.
 #[path = "../../exporter-otlp/tests/common/mod.rs"]
 mod otlp;
+use otlp::shared as prom;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};

@@ -112,21 +112,7 @@ fn histogram(c: &mut Criterion) {
 /// 10,000 labelled counter series plus 100 histogram series.
 fn encode(c: &mut Criterion) {
     let registry = Registry::new();
-    let counters = registry
-        .counter_family(
-            Opts::new("bench_requests_total", "Requests.")
-                .labels(["endpoint", "status"])
-                .cardinality_limit(20_000),
-        )
-        .unwrap();
-    for endpoint in 0..2_000 {
-        for status in ["200", "400", "404", "429", "500"] {
-            counters
-                .with_labels(&[format!("/api/v1/endpoint/{endpoint}").as_str(), status])
-                .unwrap()
-                .add(endpoint as u64 * 7 + 1);
-        }
-    }
+    beluga_benches::counter_series(&registry, 10_000);
     let histograms = registry
         .histogram_family(
             Opts::new("bench_duration_seconds", "Durations.")

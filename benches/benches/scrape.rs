@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use beluga_exporter_prometheus::PrometheusExporter;
-use beluga_metrics::{Opts, Registry};
+use beluga_metrics::Registry;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn scrape_once(addr: SocketAddr, request: &[u8], buffer: &mut Vec<u8>) -> usize {
@@ -20,21 +20,7 @@ fn scrape_once(addr: SocketAddr, request: &[u8], buffer: &mut Vec<u8>) -> usize 
 
 fn scrape(c: &mut Criterion) {
     let registry = Registry::new();
-    let family = registry
-        .counter_family(
-            Opts::new("bench_requests_total", "Requests.")
-                .labels(["endpoint", "status"])
-                .cardinality_limit(20_000),
-        )
-        .unwrap();
-    for endpoint in 0..2_000 {
-        for status in ["200", "400", "404", "429", "500"] {
-            family
-                .with_labels(&[format!("/api/v1/endpoint/{endpoint}").as_str(), status])
-                .unwrap()
-                .add(endpoint as u64 + 1);
-        }
-    }
+    beluga_benches::counter_series(&registry, 10_000);
     let exporter = PrometheusExporter::builder()
         .registry(&registry)
         .listen("127.0.0.1:0")

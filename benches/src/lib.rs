@@ -61,3 +61,27 @@ where
             .unwrap_or_default()
     })
 }
+
+/// A registry holding `series` two-label counter series (`endpoint` x
+/// `status`, five statuses per endpoint), as the encoding and scrape
+/// benchmarks use.
+pub fn counter_series(
+    registry: &beluga_metrics::Registry,
+    series: usize,
+) -> beluga_metrics::Family<beluga_metrics::Counter> {
+    let family = registry
+        .counter_family(
+            beluga_metrics::Opts::new("bench_requests_total", "Requests.")
+                .labels(["endpoint", "status"])
+                .cardinality_limit(series.max(1)),
+        )
+        .expect("a fresh registry");
+    for i in 0..series {
+        let status = ["200", "400", "404", "429", "500"][i % 5];
+        family
+            .with_labels(&[format!("/api/v1/endpoint/{}", i / 5).as_str(), status])
+            .expect("two labels")
+            .add(i as u64 / 5 + 1);
+    }
+    family
+}

@@ -31,16 +31,34 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 /// One series: its label values and its storage.
 pub struct Series<S> {
     pub(crate) label_values: Box<[Box<str>]>,
-    /// `name="escaped value",...` as both text formats write it: escaping
-    /// once here keeps every scrape from escaping every label again.
-    pub(crate) rendered_labels: Box<str>,
+    /// What both text formats write for this series, computed once so a
+    /// scrape copies it instead of escaping every label again: for counters
+    /// and gauges the whole sample prefix (`name_total{a="x"} `), for
+    /// histograms the labels (`a="x"`), to which `le` is appended.
+    pub(crate) exposition: Box<str>,
     pub(crate) storage: S,
 }
 
-/// Renders label pairs the way both exposition formats write them.
-fn render_labels<'v>(pairs: impl Iterator<Item = (&'v str, &'v str)>) -> Box<str> {
+/// Renders a series' labels (and, for single-sample kinds, its sample name)
+/// the way both exposition formats write them.
+fn render_exposition<'v>(
+    desc: &Descriptor,
+    pairs: impl Iterator<Item = (&'v str, &'v str)>,
+) -> Box<str> {
     let mut out = Vec::new();
-    for (i, (name, value)) in pairs.enumerate() {
+    let mut labels = pairs.peekable();
+    let prefix = desc.metric_type != MetricType::Histogram;
+    if prefix {
+        out.extend_from_slice(desc.name.as_bytes());
+        if desc.metric_type == MetricType::Counter {
+            out.extend_from_slice(b"_total");
+        }
+        if labels.peek().is_some() {
+            out.push(b'{');
+        }
+    }
+    let labelled = labels.peek().is_some();
+    for (i, (name, value)) in labels.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -48,6 +66,9 @@ fn render_labels<'v>(pairs: impl Iterator<Item = (&'v str, &'v str)>) -> Box<str
         out.extend_from_slice(b"=\"");
         crate::encoding::escape_label_value(&mut out, value);
         out.push(b'"');
+    }
+    if prefix {
+        out.extend_from_slice(if labelled { b"} " } else { b" " });
     }
     String::from_utf8(out)
         .expect("escaping keeps UTF-8")
@@ -336,7 +357,8 @@ impl<M: Metric> Family<M> {
         let names = &self.inner.descriptor.label_names;
         let series = Arc::new(Series {
             label_values: values.iter().map(|v| Box::from(v.as_ref())).collect(),
-            rendered_labels: render_labels(
+            exposition: render_exposition(
+                &self.inner.descriptor,
                 names
                     .iter()
                     .map(|n| &**n)
@@ -353,7 +375,10 @@ impl<M: Metric> Family<M> {
         self.inner.overflow.get_or_init(|| {
             Arc::new(Series {
                 label_values: Box::new([Box::from("true")]),
-                rendered_labels: render_labels([(OVERFLOW_LABEL, "true")].into_iter()),
+                exposition: render_exposition(
+                    &self.inner.descriptor,
+                    [(OVERFLOW_LABEL, "true")].into_iter(),
+                ),
                 storage: M::new_storage(self.inner.buckets.as_ref()),
             })
         })
@@ -500,13 +525,13 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
         let names = &self.descriptor.label_names;
         for series in self.table.read().ordered.iter() {
             let labels =
-                Labels::with_rendered(names, &series.label_values, &series.rendered_labels);
+                Labels::with_exposition(names, &series.label_values, &series.exposition, M::TYPE);
             f(labels, M::read(&series.storage, scratch));
         }
         if let Some(series) = self.overflow.get() {
             let names = OVERFLOW_NAMES.get_or_init(|| [Box::from(OVERFLOW_LABEL)]);
             f(
-                Labels::with_rendered(names, &series.label_values, &series.rendered_labels),
+                Labels::with_exposition(names, &series.label_values, &series.exposition, M::TYPE),
                 M::read(&series.storage, scratch),
             );
         }

@@ -11,6 +11,8 @@ pub struct Labels<'a> {
     values: &'a [Box<str>],
     /// `name="escaped value",...`, computed once when the series was created.
     rendered: Option<&'a str>,
+    /// For counters and gauges, the whole sample prefix `name{labels} `.
+    sample_prefix: Option<&'a str>,
 }
 
 impl<'a> Labels<'a> {
@@ -19,19 +21,29 @@ impl<'a> Labels<'a> {
             names,
             values,
             rendered: None,
+            sample_prefix: None,
         }
     }
 
-    pub(crate) fn with_rendered(
+    /// Labels with the series' precomputed exposition (see `Series::exposition`).
+    pub(crate) fn with_exposition(
         names: &'a [Box<str>],
         values: &'a [Box<str>],
-        rendered: &'a str,
+        exposition: &'a str,
+        kind: crate::MetricType,
     ) -> Self {
+        let histogram = kind == crate::MetricType::Histogram;
         Labels {
             names,
             values,
-            rendered: Some(rendered),
+            rendered: histogram.then_some(exposition),
+            sample_prefix: (!histogram).then_some(exposition),
         }
+    }
+
+    /// The whole sample prefix of a counter or gauge series, if precomputed.
+    pub(crate) fn sample_prefix(&self) -> Option<&'a str> {
+        self.sample_prefix
     }
 
     /// The labels as the exposition formats write them, if precomputed.

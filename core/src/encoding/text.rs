@@ -158,6 +158,16 @@ impl Visitor for TextWriter<'_> {
 
     fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>) {
         let name = family.name();
+        if let Some(prefix) = labels.sample_prefix() {
+            self.out.extend_from_slice(prefix.as_bytes());
+            match value {
+                Value::Counter(n) => write_u64(self.out, n),
+                Value::FloatCounter(v) | Value::Gauge(v) => write_f64(self.out, v),
+                Value::Histogram(_) => unreachable!("histograms have no single-sample prefix"),
+            }
+            self.out.push(b'\n');
+            return;
+        }
         match value {
             Value::Counter(n) => Self::sample_u64(self.out, name, "_total", labels, None, n),
             Value::FloatCounter(v) => Self::sample_f64(self.out, name, "_total", labels, v),
@@ -210,16 +220,29 @@ pub(super) fn write_f64(out: &mut Vec<u8>, v: f64) {
     }
 }
 
+/// Two ASCII digits for every number below 100.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 pub(super) fn write_u64(out: &mut Vec<u8>, mut v: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        digits[i] = b'0' + v as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }
@@ -257,7 +280,7 @@ mod tests {
         assert_eq!(f(f64::NAN), "NaN");
         assert_eq!(f(1e-7).parse::<f64>().unwrap(), 1e-7);
         let mut out = Vec::new();
-        for v in [0, 7, 10, u64::MAX] {
+        for v in [0, 7, 10, 99, 100, 101, 12345, u64::MAX] {
             out.clear();
             write_u64(&mut out, v);
             assert_eq!(String::from_utf8(out.clone()).unwrap(), v.to_string());
