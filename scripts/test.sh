@@ -31,6 +31,9 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+say "cargo doc (broken links and missing docs are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
+
 say "cargo clippy, agent-sim built with only the OTLP exporter"
 cargo clippy -p agent-sim --all-targets --no-default-features --features otlp -- -D warnings
 

@@ -27,8 +27,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Where to start
+//!
+//! * [`Registry`]: define metrics ([`Opts`], [`Unit`], [`Buckets`]); names
+//!   and labels are checked here, once.
+//! * [`Counter`], [`FloatCounter`], [`Gauge`], [`Histogram`]: handles to
+//!   keep and record through. [`Family`] resolves label values to handles;
+//!   [`Family::with`] records without creating one.
+//! * [`monitor`]: the agent-monitoring API (API requests, LLM and tool
+//!   calls, tokens, cost, safety checks) built on the above.
+//! * [`Encoder`] and [`Format`]: Prometheus text 0.0.4 and OpenMetrics 1.0;
+//!   [`Visitor`]: the same data for other exporters.
+//!
 //! How the engine works, and what each series costs in memory, is in
-//! `docs/architecture.md`.
+//! `docs/architecture.md`; measured costs against other libraries are in
+//! `docs/benchmarks.md`.
 
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
