@@ -70,12 +70,14 @@ pub use metrics::{Counter, FloatCounter, Gauge};
 pub use registry::{Registry, INVALID_VALUES_METRIC, OVERFLOW_METRIC};
 pub use visit::{Labels, Value, Visitor};
 
-/// Heap bytes one unlabelled-or-labelled counter series costs on this
-/// machine: one cache-padded cell per shard plus the shared cell and the
-/// series header (label values not included).
+/// Heap bytes one counter series costs on this machine, label values and
+/// exposition text not included: one 8-byte cell per shard plus the shared
+/// cell (in a striped arena chunk, see `docs/architecture.md`) and the
+/// series header.
 ///
 /// ```
-/// assert!(beluga_metrics::counter_series_bytes() >= 128 * 5);
+/// let bytes = beluga_metrics::counter_series_bytes();
+/// assert!(bytes >= 8 * 5 && bytes < 256);
 /// ```
 pub fn counter_series_bytes() -> usize {
     metrics::counter_series_bytes()

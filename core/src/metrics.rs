@@ -55,7 +55,7 @@ impl Sealed for Counter {
     type Storage = Shards;
     const TYPE: MetricType = MetricType::Counter;
     fn new_storage(_: Option<&Arc<BucketMap>>) -> Shards {
-        Shards::new(0)
+        Shards::new()
     }
     fn from_series(series: Arc<Series<Shards>>) -> Self {
         Counter { series }
@@ -138,7 +138,7 @@ impl Sealed for FloatCounter {
     const TYPE: MetricType = MetricType::Counter;
     fn new_storage(_: Option<&Arc<BucketMap>>) -> FloatCounterStorage {
         FloatCounterStorage {
-            shards: Shards::new(0f64.to_bits()),
+            shards: Shards::new(),
             invalid: AtomicU64::new(0),
         }
     }
@@ -275,9 +275,9 @@ impl Sealed for Histogram {
     }
 }
 
-/// Heap bytes one counter series costs on this machine (its padded shards).
+/// Heap bytes one counter series costs on this machine (cells and header).
 pub(crate) fn counter_series_bytes() -> usize {
-    Shards::new(0).heap_bytes() + std::mem::size_of::<Series<Shards>>()
+    Shards::bytes_per_counter() + std::mem::size_of::<Series<Shards>>()
 }
 
 impl std::fmt::Debug for Counter {

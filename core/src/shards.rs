@@ -2,10 +2,9 @@
 //!
 //! # Protocol
 //!
-//! A `Shards` holds [`shard_count()`](crate::thread_slot::shard_count)
-//! *owned* cells and one *shared* cell, each on its own cache line
-//! ([`CachePadded`]) so that two threads writing neighbouring cells never
-//! invalidate each other's line.
+//! A counter owns one cell per thread slot below
+//! [`shard_count()`](crate::thread_slot::shard_count), plus one *shared*
+//! cell.
 //!
 //! * A thread whose slot (see [`thread_slot`](crate::thread_slot)) is below
 //!   the number of owned cells is the only writer of that cell. It adds with a
@@ -19,42 +18,133 @@
 //!   backwards. A record that happens-before a read (through any
 //!   synchronisation: a join, a channel, a mutex) is seen by that read.
 //!
+//! # Layout
+//!
+//! Cells live in *chunks* of [`CHUNK`] counters, laid out by slot: stripe
+//! `s` of a chunk holds slot `s`'s cells of all its counters, side by side.
+//! Only the thread holding slot `s` writes stripe `s`, so no two threads
+//! ever write the same cache line (stripes are padded apart), yet a counter
+//! costs 8 bytes per slot instead of a padded cache line per slot, and a
+//! reader walking counters in order streams through each stripe. Chunks come
+//! from a process-wide arena and are never freed; a dropped counter's cells
+//! are zeroed and reused by the next counter (no handle can reach them any
+//! more, and the arena's mutex orders the zeroing before the reuse).
+//!
 //! The same cells hold either `u64` counts or `f64` bit patterns; the metric
 //! kind decides which accessor it uses and never mixes them.
 
-use crossbeam_utils::CachePadded;
+use std::sync::Arc;
 
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 use crate::thread_slot;
 
-/// Sharded cells behind a counter (see the module docs).
+/// Counters per chunk.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const CHUNK: usize = 2048;
+/// Cells between two stripes, so the last cell of one stripe and the first
+/// of the next never share a cache line (two 64-byte lines of padding).
+const STRIPE_PAD: usize = 16;
+
+/// Cells of `per_stripe` counters for `stripes` slots (the last stripe is
+/// the shared one).
+pub(crate) struct Chunk {
+    cells: Box<[AtomicU64]>,
+    stride: usize,
+    stripes: usize,
+}
+
+impl Chunk {
+    fn new(stripes: usize, per_stripe: usize) -> Chunk {
+        let stride = per_stripe + STRIPE_PAD;
+        Chunk {
+            cells: (0..stripes * stride).map(|_| AtomicU64::new(0)).collect(),
+            stride,
+            stripes,
+        }
+    }
+
+    #[inline]
+    fn cell(&self, stripe: usize, index: usize) -> &AtomicU64 {
+        &self.cells[stripe * self.stride + index]
+    }
+}
+
+/// Where counters get their cells: chunks plus the cells of dropped counters.
+#[cfg(not(loom))]
+#[derive(Default)]
+struct Arena {
+    chunks: Vec<Arc<Chunk>>,
+    /// Cells of dropped counters, zeroed: (chunk, index).
+    free: Vec<(usize, usize)>,
+    /// Next never-used index in the last chunk.
+    next: usize,
+}
+
+#[cfg(not(loom))]
+fn arena() -> &'static parking_lot::Mutex<Arena> {
+    static ARENA: std::sync::OnceLock<parking_lot::Mutex<Arena>> = std::sync::OnceLock::new();
+    ARENA.get_or_init(Default::default)
+}
+
+/// One counter's cells.
 pub struct Shards {
-    /// `owned` cells followed by the shared cell (always the last one).
-    cells: Box<[CachePadded<AtomicU64>]>,
+    chunk: Arc<Chunk>,
+    /// Position in the chunk, and in the arena (`None` for private chunks).
+    index: usize,
+    #[cfg_attr(loom, allow(dead_code))]
+    arena_chunk: Option<usize>,
 }
 
 impl Shards {
-    /// Shards sized for this machine, each holding the bits of `initial`.
-    pub(crate) fn new(initial: u64) -> Self {
-        Self::with_owned(thread_slot::shard_count(), initial)
+    /// Cells for one counter from the process-wide arena.
+    #[cfg(not(loom))]
+    pub(crate) fn new() -> Self {
+        let stripes = thread_slot::shard_count() + 1;
+        let mut arena = arena().lock();
+        let (chunk, index) = match arena.free.pop() {
+            Some(reused) => reused,
+            None => {
+                if arena.chunks.is_empty() || arena.next == CHUNK {
+                    arena.chunks.push(Arc::new(Chunk::new(stripes, CHUNK)));
+                    arena.next = 0;
+                }
+                arena.next += 1;
+                (arena.chunks.len() - 1, arena.next - 1)
+            }
+        };
+        Shards {
+            chunk: arena.chunks[chunk].clone(),
+            index,
+            arena_chunk: Some(chunk),
+        }
     }
 
-    pub(crate) fn with_owned(owned: usize, initial: u64) -> Self {
-        // Only the shared cell carries the initial value, so sums stay right.
-        let cells = (0..=owned)
-            .map(|i| CachePadded::new(AtomicU64::new(if i == owned { initial } else { 0 })))
-            .collect();
-        Shards { cells }
+    /// Under loom every counter gets a private chunk: loom's atomics must be
+    /// created inside each model run, so a process-wide arena cannot hold them.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Self::with_owned(thread_slot::shard_count())
     }
 
-    /// Bytes this value occupies on the heap.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.cells)
+    /// Cells for one counter in a chunk of its own, with `owned` owned cells
+    /// (tests and loom models, which need their own atomics).
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    pub(crate) fn with_owned(owned: usize) -> Self {
+        Shards {
+            chunk: Arc::new(Chunk::new(owned + 1, 1)),
+            index: 0,
+            arena_chunk: None,
+        }
+    }
+
+    /// Heap bytes one counter's cells take in an arena chunk.
+    pub(crate) fn bytes_per_counter() -> usize {
+        (thread_slot::shard_count() + 1) * std::mem::size_of::<AtomicU64>()
     }
 
     #[inline]
     fn owned_count(&self) -> usize {
-        self.cells.len() - 1
+        self.chunk.stripes - 1
     }
 
     #[inline]
@@ -66,10 +156,12 @@ impl Shards {
     pub(crate) fn add_u64_at(&self, slot: u32, value: u64) {
         let slot = slot as usize;
         if slot < self.owned_count() {
-            let cell = &self.cells[slot];
+            let cell = self.chunk.cell(slot, self.index);
             cell.store(cell.load(Relaxed).wrapping_add(value), Relaxed);
         } else {
-            self.cells[self.owned_count()].fetch_add(value, Relaxed);
+            self.chunk
+                .cell(self.owned_count(), self.index)
+                .fetch_add(value, Relaxed);
         }
     }
 
@@ -82,11 +174,11 @@ impl Shards {
     pub(crate) fn add_f64_at(&self, slot: u32, value: f64) {
         let slot = slot as usize;
         if slot < self.owned_count() {
-            let cell = &self.cells[slot];
+            let cell = self.chunk.cell(slot, self.index);
             let sum = f64::from_bits(cell.load(Relaxed)) + value;
             cell.store(sum.to_bits(), Relaxed);
         } else {
-            let shared = &self.cells[self.owned_count()];
+            let shared = self.chunk.cell(self.owned_count(), self.index);
             let mut current = shared.load(Relaxed);
             loop {
                 let next = (f64::from_bits(current) + value).to_bits();
@@ -98,17 +190,30 @@ impl Shards {
         }
     }
 
+    fn cells(&self) -> impl Iterator<Item = &AtomicU64> {
+        (0..self.chunk.stripes).map(|s| self.chunk.cell(s, self.index))
+    }
+
     pub(crate) fn sum_u64(&self) -> u64 {
-        self.cells
-            .iter()
+        self.cells()
             .fold(0u64, |acc, c| acc.wrapping_add(c.load(Relaxed)))
     }
 
     pub(crate) fn sum_f64(&self) -> f64 {
-        self.cells
-            .iter()
-            .map(|c| f64::from_bits(c.load(Relaxed)))
-            .sum()
+        self.cells().map(|c| f64::from_bits(c.load(Relaxed))).sum()
+    }
+}
+
+impl Drop for Shards {
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        if let Some(chunk) = self.arena_chunk {
+            // No handle reaches these cells any more: clear them for reuse.
+            for cell in self.cells() {
+                cell.store(0, Relaxed);
+            }
+            arena().lock().free.push((chunk, self.index));
+        }
     }
 }
 
@@ -118,7 +223,7 @@ mod tests {
 
     #[test]
     fn owned_and_shared_cells_add_up() {
-        let shards = Shards::with_owned(2, 0);
+        let shards = Shards::with_owned(2);
         shards.add_u64_at(0, 5);
         shards.add_u64_at(1, 7);
         shards.add_u64_at(9, 11); // beyond the owned cells: shared
@@ -127,8 +232,32 @@ mod tests {
     }
 
     #[test]
+    fn arena_cells_are_zeroed_and_reused() {
+        let first = Shards::new();
+        first.add_u64_at(0, 41);
+        first.add_u64_at(99, 1);
+        assert_eq!(first.sum_u64(), 42);
+        drop(first);
+        // Whichever cells the next counters get, they start at zero.
+        let next: Vec<Shards> = (0..3).map(|_| Shards::new()).collect();
+        assert!(next.iter().all(|s| s.sum_u64() == 0));
+    }
+
+    #[test]
+    fn counters_in_one_chunk_do_not_share_cells() {
+        let counters: Vec<Shards> = (0..100).map(|_| Shards::new()).collect();
+        for (i, c) in counters.iter().enumerate() {
+            c.add_u64_at(0, i as u64);
+            c.add_u64_at(1, 1);
+        }
+        for (i, c) in counters.iter().enumerate() {
+            assert_eq!(c.sum_u64(), i as u64 + 1);
+        }
+    }
+
+    #[test]
     fn float_cells_add_up() {
-        let shards = Shards::with_owned(2, 0f64.to_bits());
+        let shards = Shards::with_owned(2);
         shards.add_f64_at(0, 0.5);
         shards.add_f64_at(5, 0.25);
         assert_eq!(shards.sum_f64(), 0.75);
@@ -145,7 +274,7 @@ mod loom_models {
     #[test]
     fn sums_are_monotonic_and_complete() {
         loom::model(|| {
-            let shards = Arc::new(Shards::with_owned(2, 0));
+            let shards = Arc::new(Shards::with_owned(2));
             let writers: Vec<_> = [0u32, 1, 7]
                 .into_iter()
                 .map(|slot| {
@@ -174,7 +303,7 @@ mod loom_models {
     #[test]
     fn slot_handoff_through_the_pool_loses_nothing() {
         loom::model(|| {
-            let shards = Arc::new(Shards::with_owned(1, 0));
+            let shards = Arc::new(Shards::with_owned(1));
             let pool = Arc::new(crate::sync::Mutex::new(Some(0u32)));
             let owners: Vec<_> = (0..2)
                 .map(|_| {
