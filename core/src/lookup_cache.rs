@@ -4,9 +4,10 @@
 //! reference-count increment, both atomic read-modify-writes on cache lines
 //! that every thread touches, which is what makes labelled lookups slow and
 //! collapse under contention in other libraries. Each thread therefore keeps
-//! a small two-way set-associative cache (128 sets of 2 entries) from
-//! *(family, label-value hash)* to the series, so a loop over a few dozen
-//! label sets (models × tenants) stays in it. A hit compares the label values (so a hash collision can
+//! a small four-way set-associative cache (64 sets of 4 entries, 256 in
+//! all) from *(family, label-value hash)* to the series, so a loop over a
+//! few dozen label sets (models × tenants) stays in it: with two ways, the
+//! one set in a hundred that three of them share would miss every time. A hit compares the label values (so a hash collision can
 //! never merge two series), checks the family's removal version, and lends
 //! the handle to the caller's closure: no lock, no atomic RMW, no allocation.
 //!
@@ -31,8 +32,10 @@ use std::sync::Arc;
 
 use crate::family::{same_value, Metric, Series};
 
-/// Sets in the cache; each holds the two most recently used entries.
-const SETS: usize = 128;
+/// Sets in the cache.
+const SETS: usize = 64;
+/// Entries per set, kept roughly in most-recently-used order.
+const WAYS: usize = 4;
 
 /// What identifies a cached label set.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -45,7 +48,7 @@ pub(crate) struct Key {
 impl Key {
     fn index(&self) -> usize {
         let mixed = self.hash ^ self.family.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> 57) as usize % SETS
+        (mixed >> 58) as usize % SETS
     }
 }
 
@@ -76,8 +79,8 @@ impl Drop for Entry {
 }
 
 thread_local! {
-    static CACHE: RefCell<[[Option<Entry>; 2]; SETS]> =
-        const { RefCell::new([const { [None, None] }; SETS]) };
+    static CACHE: RefCell<[[Option<Entry>; WAYS]; SETS]> =
+        const { RefCell::new([const { [const { None }; WAYS] }; SETS]) };
 }
 
 fn labels_match<V: AsRef<str>>(stored: &[Box<str>], values: &[V]) -> bool {
@@ -117,8 +120,8 @@ pub(crate) fn with_handle<M: Metric, V: AsRef<str>, R>(
             }));
             if labels_match(&handle.series().label_values, values) {
                 let result = f.take()?(&handle);
-                if way == 1 {
-                    set.swap(0, 1); // most recently used first
+                if way > 0 {
+                    set.swap(way - 1, way); // move towards the front
                 }
                 return Some(result);
             }
@@ -128,8 +131,8 @@ pub(crate) fn with_handle<M: Metric, V: AsRef<str>, R>(
         // The overflow series' labels never match the values asked for, so
         // refused label sets are never cached and keep being counted.
         if labels_match(&handle.series().label_values, values) {
-            // Evict the least recently used entry (way 1).
-            set.swap(0, 1);
+            // Evict the last entry, shift the others back, insert in front.
+            set.rotate_right(1);
             set[0] = Some(store(key, handle));
         }
         Some(result)
