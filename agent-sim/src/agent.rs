@@ -244,6 +244,9 @@ pub struct Agent {
     monitor: Monitor,
     progress: SharedProgress,
     clock_overhead_ns: u64,
+    /// Turns between two updates of the live counters: every turn when
+    /// paced (a few per second), every 64 in stress mode.
+    publish_every: u64,
     stats: Stats,
 }
 
@@ -286,6 +289,7 @@ impl Agent {
             monitor,
             progress,
             clock_overhead_ns,
+            publish_every: 64,
             stats: Stats::default(),
         }
     }
@@ -294,6 +298,7 @@ impl Agent {
     /// `duration` has passed (when given) or `stop` is set.
     pub fn run(mut self, rate: f64, duration: Option<Duration>, stop: &AtomicBool) -> Stats {
         let start = Instant::now();
+        self.publish_every = if rate > 0.0 { 1 } else { 64 };
         if rate > 0.0 {
             // Turn i is due at start + i / rate: a fixed number of turns for
             // a given duration, so a seed reproduces the same totals.
@@ -411,7 +416,7 @@ impl Agent {
         }
         self.stats.metric_ops += ops;
         self.stats.turns += 1;
-        if self.stats.turns % 64 == 0 {
+        if self.stats.turns % self.publish_every == 0 {
             self.publish();
         }
     }
