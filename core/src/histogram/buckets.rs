@@ -25,6 +25,9 @@ const GEN_AI_TOKENS: [f64; 14] = [
 const GEN_AI_SERVER_TTFT: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
+const GEN_AI_SERVER_TPOT: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
 const PROMETHEUS_DEFAULT: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -56,6 +59,16 @@ impl Buckets {
     /// OpenTelemetry GenAI `gen_ai.server.time_to_first_token` (seconds).
     pub fn gen_ai_time_to_first_token() -> Buckets {
         Buckets::new(GEN_AI_SERVER_TTFT)
+    }
+
+    /// OpenTelemetry GenAI `gen_ai.server.time_per_output_token` (seconds).
+    ///
+    /// ```
+    /// use beluga_metrics::Buckets;
+    /// assert_eq!(Buckets::gen_ai_time_per_output_token().bounds().last(), Some(&2.5));
+    /// ```
+    pub fn gen_ai_time_per_output_token() -> Buckets {
+        Buckets::new(GEN_AI_SERVER_TPOT)
     }
 
     /// The Prometheus client libraries' default (seconds, 5 ms to 10 s).
@@ -147,7 +160,15 @@ mod tests {
 
     #[test]
     fn checks_refuse_bad_boundaries() {
-        assert!(Buckets::gen_ai_token_usage().check().is_ok());
+        for b in [
+            Buckets::gen_ai_operation_duration(),
+            Buckets::gen_ai_token_usage(),
+            Buckets::gen_ai_time_to_first_token(),
+            Buckets::gen_ai_time_per_output_token(),
+            Buckets::prometheus_default(),
+        ] {
+            assert!(b.check().is_ok());
+        }
         assert!(Buckets::new([1.0, 1.0]).check().is_err());
         assert!(Buckets::new([2.0, 1.0]).check().is_err());
         assert!(Buckets::new([f64::NAN]).check().is_err());
