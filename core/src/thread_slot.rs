@@ -7,8 +7,9 @@
 //! process-wide pool that hands out the lowest free number, and a thread gives
 //! its slot back when it exits (from a thread-local destructor).
 //!
-//! A metric keeps one cache-padded cell per slot number below
-//! [`shard_count()`], plus one *shared* cell. Because no two live threads hold
+//! A metric keeps one cell per slot number below [`shard_count()`], plus one
+//! *shared* cell, laid out so that no two threads' cells share a cache line
+//! (see [`shards`](crate::shards) and the histogram storage). Because no two live threads hold
 //! the same slot, the thread holding slot `i` is the only writer of cell `i`:
 //! it can update it with a plain `load` + `store` instead of a locked
 //! read-modify-write, which is what makes a counter increment cost about as

@@ -6,7 +6,7 @@ use parking_lot::RwLock;
 
 use super::error::MonitorError;
 use super::recorders::AgentMetrics;
-use crate::{Buckets, Counter, Family, Histogram, Opts, Registry};
+use crate::{Buckets, Counter, Family, Histogram, Metric, Opts, Registry};
 
 /// Label values given by name, for the custom-metric API: a slice or array
 /// of `(name, value)` pairs, or a map. They are checked against the label
@@ -162,11 +162,7 @@ impl AgentMetrics {
             return Ok(());
         };
         match custom.get(name)? {
-            Custom::Counter(family) => {
-                let values = family.order_pairs(labels.pairs().into_iter())?;
-                family.with(&values, |c| c.add(value))?;
-                Ok(())
-            }
+            Custom::Counter(family) => record(&family, labels, |c| c.add(value)),
             Custom::Histogram(_) => Err(MonitorError::WrongKind {
                 name: name.into(),
                 registered_as: "histogram",
@@ -196,15 +192,22 @@ impl AgentMetrics {
             return Ok(());
         };
         match custom.get(name)? {
-            Custom::Histogram(family) => {
-                let values = family.order_pairs(labels.pairs().into_iter())?;
-                family.with(&values, |h| h.record(value))?;
-                Ok(())
-            }
+            Custom::Histogram(family) => record(&family, labels, |h| h.record(value)),
             Custom::Counter(_) => Err(MonitorError::WrongKind {
                 name: name.into(),
                 registered_as: "counter",
             }),
         }
     }
+}
+
+/// Resolves `(name, value)` labels against `family` and records through `f`.
+fn record<M: Metric, L: CustomLabels + ?Sized>(
+    family: &Family<M>,
+    labels: &L,
+    f: impl FnOnce(&M),
+) -> Result<(), MonitorError> {
+    let values = family.order_pairs(labels.pairs().into_iter())?;
+    family.with(&values, f)?;
+    Ok(())
 }
