@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use beluga_metrics::monitor::{
+use beluga_monitor::{
     AgentMetrics, ApiRequestHandle, ErrorKind, LlmCall, LlmCallHandle, Monitor, MonitorError,
     OperationHandle, SafetyCheckHandle, SafetyVerdict, ToolCallHandle,
 };

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use beluga_metrics::monitor::Monitor;
+use beluga_monitor::Monitor;
 
 #[cfg(not(any(feature = "prometheus", feature = "otlp")))]
 compile_error!("agent-sim needs an exporter: enable the `prometheus` or the `otlp` feature");

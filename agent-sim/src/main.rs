@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use beluga_metrics::monitor::Monitor;
 use beluga_metrics::Registry;
+use beluga_monitor::Monitor;
 use clap::Parser;
 use crossbeam_utils::CachePadded;
 

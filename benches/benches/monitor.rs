@@ -4,8 +4,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use beluga_metrics::monitor::{LlmCall, Monitor};
 use beluga_metrics::{Buckets, Opts, Registry, Unit};
+use beluga_monitor::{LlmCall, Monitor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn api_request(c: &mut Criterion) {

@@ -46,29 +46,46 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+// Layers, lowest first. A module imports only from its own layer or a lower
+// one (`scripts/check-layers.py` enforces it; `docs/architecture.md` explains
+// it). Within a layer, imports never form a cycle.
+//
+// 0. names, descriptors, errors, leaves
 mod desc;
-mod encoding;
 mod error;
-mod family;
-mod histogram;
-mod lookup_cache;
-mod metrics;
-pub mod monitor;
+mod escape;
 mod name;
-mod registry;
-mod shards;
 mod sync;
+// 1. storage: cells written by one thread, read by all
+mod histogram;
+mod shards;
 mod thread_slot;
+// 2. series and label sets, with the per-thread lookup cache beside them
+mod label_set;
+mod lookup_cache;
+mod sample;
+mod series;
+mod series_table;
+// 3. handles, and the families that resolve label values to them
+mod erased_family;
+mod family;
+mod handles;
+// 4. the registry
+mod registry;
+// 5. reading out: the visitor walk and the text encoders
+mod encoding;
 mod visit;
 
 pub use desc::{Descriptor, MetricType, Opts, Unit};
 pub use encoding::{Encoder, Format};
 pub use error::{LabelError, RegistryError, ValueError};
-pub use family::{Family, Metric, DEFAULT_CARDINALITY_LIMIT};
-pub use histogram::{Buckets, Histogram, HistogramTimer, HistogramValue, Quantiles};
-pub use metrics::{Counter, FloatCounter, Gauge};
+pub use family::{Family, DEFAULT_CARDINALITY_LIMIT};
+pub use handles::{Counter, FloatCounter, Gauge, Histogram, HistogramTimer, Metric};
+pub use histogram::{Buckets, HistogramValue, Quantiles};
+pub use name::OVERFLOW_LABEL;
 pub use registry::{Registry, INVALID_VALUES_METRIC, OVERFLOW_METRIC};
-pub use visit::{Labels, Value, Visitor};
+pub use sample::{Labels, Value};
+pub use visit::Visitor;
 
 /// Heap bytes one counter series costs on this machine, label values and
 /// exposition text not included: one 8-byte cell per shard plus the shared
@@ -80,5 +97,5 @@ pub use visit::{Labels, Value, Visitor};
 /// assert!(bytes >= 8 * 5 && bytes < 256);
 /// ```
 pub fn counter_series_bytes() -> usize {
-    metrics::counter_series_bytes()
+    handles::counter_series_bytes()
 }

@@ -22,15 +22,19 @@
 //!   evict the entry in use. Such nested lookups, and lookups during thread
 //!   teardown, bypass the cache and take the family's table path.
 //! * Family ids are unique for the life of the process, and the entry records
-//!   the handle's `TypeId`, so an entry is only ever read back as the type it
+//!   the storage's `TypeId`, so an entry is only ever read back as the type it
 //!   was stored as.
+//! * The cache knows series, not handles: it lends `&Arc<Series<S>>` and the
+//!   family turns that into a handle without a reference-count increment
+//!   (`Sealed::lend`).
 
 use std::any::TypeId;
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use crate::family::{same_value, Metric, Series};
+use crate::label_set::same_value;
+use crate::series::Series;
 
 /// Sets in the cache.
 const SETS: usize = 64;
@@ -54,9 +58,9 @@ impl Key {
 
 struct Entry {
     key: Key,
-    handle_type: TypeId,
+    storage_type: TypeId,
     /// From `Arc::into_raw` of an `Arc<Series<S>>`, where `S` is the storage
-    /// of the handle type `handle_type`.
+    /// type `storage_type`.
     series: *const (),
     /// Gives the strong reference back; knows the concrete `S`.
     release: unsafe fn(*const ()),
@@ -91,14 +95,23 @@ fn labels_match<V: AsRef<str>>(stored: &[Box<str>], values: &[V]) -> bool {
             .all(|(a, b)| same_value(a, b.as_ref()))
 }
 
-/// Runs `f` on the handle for `values`, from this thread's cache when it
+/// What resolving a label set through the family's table gave.
+pub(crate) struct Resolved<S> {
+    pub(crate) series: Arc<Series<S>>,
+    /// False for the overflow series: a refused label set must miss the
+    /// cache every time so that every refusal is counted (even when the
+    /// value asked for happens to equal the overflow series' own `"true"`).
+    pub(crate) cacheable: bool,
+}
+
+/// Runs `f` on the series for `values`, from this thread's cache when it
 /// holds it, otherwise from `resolve` (and then caches it).
 #[inline]
-pub(crate) fn with_handle<M: Metric, V: AsRef<str>, R>(
+pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
     key: Key,
     values: &[V],
-    resolve: impl FnOnce() -> M,
-    f: impl FnOnce(&M) -> R,
+    resolve: impl FnOnce() -> Resolved<S>,
+    f: impl FnOnce(&Arc<Series<S>>) -> R,
 ) -> R {
     let mut resolve = Some(resolve);
     let mut f = Some(f);
@@ -107,51 +120,50 @@ pub(crate) fn with_handle<M: Metric, V: AsRef<str>, R>(
         let set = &mut cache[key.index()];
         for (way, slot) in set.iter().enumerate() {
             let Some(entry) = slot else { continue };
-            if entry.key != key || entry.handle_type != TypeId::of::<M>() {
+            if entry.key != key || entry.storage_type != TypeId::of::<S>() {
                 continue;
             }
-            // SAFETY: the entry was stored by `store::<M>` (same TypeId), so
-            // `series` came from `Arc::into_raw` of an
-            // `Arc<Series<M::Storage>>`, and the entry still owns that
-            // reference while the cache is borrowed. `ManuallyDrop` keeps us
-            // from giving back a reference we do not own.
-            let handle = ManuallyDrop::new(M::from_series(unsafe {
-                Arc::from_raw(entry.series.cast::<Series<M::Storage>>())
-            }));
-            if labels_match(&handle.series().label_values, values) {
-                let result = f.take()?(&handle);
+            // SAFETY: the entry was stored by `store::<S>` (same TypeId), so
+            // `series` came from `Arc::into_raw` of an `Arc<Series<S>>`, and
+            // the entry still owns that reference while the cache is
+            // borrowed. `ManuallyDrop` keeps us from giving back a reference
+            // we do not own.
+            let series =
+                ManuallyDrop::new(unsafe { Arc::from_raw(entry.series.cast::<Series<S>>()) });
+            if labels_match(&series.label_values, values) {
+                let result = f.take()?(&series);
                 if way > 0 {
                     set.swap(way - 1, way); // move towards the front
                 }
                 return Some(result);
             }
         }
-        let handle = resolve.take()?();
-        let result = f.take()?(&handle);
-        // The overflow series' labels never match the values asked for, so
-        // refused label sets are never cached and keep being counted.
-        if labels_match(&handle.series().label_values, values) {
+        let Resolved { series, cacheable } = resolve.take()?();
+        let result = f.take()?(&series);
+        if cacheable {
             // Evict the last entry, shift the others back, insert in front.
             set.rotate_right(1);
-            set[0] = Some(store(key, handle));
+            set[0] = Some(store(key, series));
         }
         Some(result)
     });
     match served {
         Ok(Some(result)) => result,
         // Re-entered from inside `f`, or the thread is tearing down.
-        _ => {
-            let handle = resolve.take().expect("resolve is used at most once")();
-            f.take().expect("f is used at most once")(&handle)
-        }
+        _ => match (resolve.take(), f.take()) {
+            (Some(resolve), Some(f)) => f(&resolve().series),
+            // `f` ran but returned nothing through the cache path: cannot
+            // happen, as every path that takes `f` returns `Some`.
+            _ => unreachable!("the lookup cache consumed its closure without a result"),
+        },
     }
 }
 
-fn store<M: Metric>(key: Key, handle: M) -> Entry {
+fn store<S: Send + Sync + 'static>(key: Key, series: Arc<Series<S>>) -> Entry {
     Entry {
         key,
-        handle_type: TypeId::of::<M>(),
-        series: Arc::into_raw(handle.into_series()).cast(),
-        release: release::<M::Storage>,
+        storage_type: TypeId::of::<S>(),
+        series: Arc::into_raw(series).cast(),
+        release: release::<S>,
     }
 }

@@ -1,7 +1,14 @@
 //! Prometheus naming rules, checked once at registration.
 
-/// Label names the engine writes itself, so users may not register them.
-pub(crate) const OVERFLOW_LABEL: &str = "otel_metric_overflow";
+/// The label of a family's cardinality-overflow series
+/// (`otel_metric_overflow="true"`), named as OpenTelemetry names it. The
+/// engine writes it itself, so users may not register it; exporters that
+/// rename labels (OTLP's `otel.metric.overflow`) match on it.
+///
+/// ```
+/// assert_eq!(beluga_metrics::OVERFLOW_LABEL, "otel_metric_overflow");
+/// ```
+pub const OVERFLOW_LABEL: &str = "otel_metric_overflow";
 
 /// `Ok` if `name` is a valid metric name for this library, else the rule it breaks.
 pub(crate) fn check_metric_name(name: &str) -> Result<(), &'static str> {

@@ -5,13 +5,13 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
-use crate::desc::{Descriptor, MetricType, Opts};
+use crate::desc::{Descriptor, MetricType, Opts, Unit};
+use crate::erased_family::ErasedFamily;
 use crate::error::RegistryError;
-use crate::family::{ErasedFamily, Family, Metric, DEFAULT_CARDINALITY_LIMIT};
-use crate::histogram::{BucketMap, Buckets, Histogram, HistogramValue};
-use crate::metrics::{Counter, FloatCounter, Gauge};
+use crate::family::{Family, DEFAULT_CARDINALITY_LIMIT};
+use crate::handles::{Counter, FloatCounter, Gauge, Histogram, Metric};
+use crate::histogram::{BucketMap, Buckets};
 use crate::name::{check_label_name, check_metric_name};
-use crate::visit::{Labels, Value, Visitor};
 
 /// Family name of the self-metric counting label sets sent to overflow.
 pub const OVERFLOW_METRIC: &str = "beluga_cardinality_overflow";
@@ -85,7 +85,7 @@ fn self_metric(name: &str, help: &str) -> Descriptor {
     Descriptor {
         name: name.into(),
         help: help.into(),
-        unit: crate::Unit::NONE,
+        unit: Unit::NONE,
         metric_type: MetricType::Counter,
         label_names: Arc::from([Box::from("metric")]),
     }
@@ -342,54 +342,21 @@ impl Registry {
         })
     }
 
-    /// Walks every family and series, in exposition order: families by
-    /// name, series in creation order, overflow series last, then the
-    /// registry's self-metrics.
-    pub fn visit(&self, visitor: &mut dyn Visitor) {
-        let mut scratch = HistogramValue::empty();
-        self.visit_with(visitor, &mut scratch);
+    /// Every family, in name order, as a snapshot: registration never
+    /// waits on a walk that holds it.
+    pub(crate) fn families(&self) -> Vec<Arc<dyn ErasedFamily>> {
+        self.inner.state.read().families.values().cloned().collect()
     }
 
-    pub(crate) fn visit_with(&self, visitor: &mut dyn Visitor, scratch: &mut HistogramValue) {
-        // Snapshot the family list so registration never waits on an encode.
-        let families: Vec<Arc<dyn ErasedFamily>> =
-            self.inner.state.read().families.values().cloned().collect();
-        let mut overflow = Vec::new();
-        let mut invalid = Vec::new();
-        for family in &families {
-            let desc = family.descriptor();
-            visitor.family(desc);
-            family.visit_series(scratch, &mut |labels, value| {
-                visitor.series(desc, labels, value)
-            });
-            if !desc.label_names.is_empty() {
-                overflow.push((desc.name.clone(), family.refused_label_sets()));
-            }
-            if family.refuses_values() {
-                invalid.push((desc.name.clone(), family.invalid_values()));
-            }
-        }
-        for (desc, rows) in self.inner.self_metrics.iter().zip([overflow, invalid]) {
-            if rows.is_empty() {
-                continue;
-            }
-            visitor.family(desc);
-            for (metric, count) in rows {
-                let value: [Box<str>; 1] = [Box::from(&*metric)];
-                visitor.series(
-                    desc,
-                    Labels::new(&desc.label_names, &value),
-                    Value::Counter(count),
-                );
-            }
-        }
+    /// The descriptors of the overflow and invalid-value self-metrics.
+    pub(crate) fn self_metrics(&self) -> &[Descriptor; 2] {
+        &self.inner.self_metrics
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Unit;
 
     #[test]
     fn same_definition_returns_the_same_metric() {

@@ -3,83 +3,8 @@
 
 use crate::desc::Descriptor;
 use crate::histogram::HistogramValue;
-
-/// The labels of one series: names paired with values.
-#[derive(Debug, Clone, Copy)]
-pub struct Labels<'a> {
-    names: &'a [Box<str>],
-    values: &'a [Box<str>],
-    /// `name="escaped value",...`, computed once when the series was created.
-    rendered: Option<&'a str>,
-    /// For counters and gauges, the whole sample prefix `name{labels} `.
-    sample_prefix: Option<&'a str>,
-}
-
-impl<'a> Labels<'a> {
-    pub(crate) fn new(names: &'a [Box<str>], values: &'a [Box<str>]) -> Self {
-        Labels {
-            names,
-            values,
-            rendered: None,
-            sample_prefix: None,
-        }
-    }
-
-    /// Labels with the series' precomputed exposition (see `Series::exposition`).
-    pub(crate) fn with_exposition(
-        names: &'a [Box<str>],
-        values: &'a [Box<str>],
-        exposition: &'a str,
-        kind: crate::MetricType,
-    ) -> Self {
-        let histogram = kind == crate::MetricType::Histogram;
-        Labels {
-            names,
-            values,
-            rendered: histogram.then_some(exposition),
-            sample_prefix: (!histogram).then_some(exposition),
-        }
-    }
-
-    /// The whole sample prefix of a counter or gauge series, if precomputed.
-    pub(crate) fn sample_prefix(&self) -> Option<&'a str> {
-        self.sample_prefix
-    }
-
-    /// The labels as the exposition formats write them, if precomputed.
-    pub(crate) fn rendered(&self) -> Option<&'a str> {
-        self.rendered
-    }
-
-    /// `(name, value)` pairs in the family's label order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let (names, values) = (self.names, self.values);
-        names.iter().zip(values.iter()).map(|(n, v)| (&**n, &**v))
-    }
-
-    /// Number of labels.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Whether the series has no labels.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-}
-
-/// The current value of one series.
-#[derive(Debug, Clone, Copy)]
-pub enum Value<'a> {
-    /// An integer counter's total.
-    Counter(u64),
-    /// A floating-point counter's total.
-    FloatCounter(f64),
-    /// A gauge's value.
-    Gauge(f64),
-    /// A histogram's exact buckets, sum and count.
-    Histogram(&'a HistogramValue),
-}
+use crate::registry::Registry;
+use crate::sample::{Labels, Value};
 
 /// Receives every family and series of a registry, in exposition order.
 ///
@@ -108,4 +33,48 @@ pub trait Visitor {
     fn family(&mut self, family: &Descriptor);
     /// Called once per series of the family last announced.
     fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>);
+}
+
+impl Registry {
+    /// Walks every family and series, in exposition order: families by
+    /// name, series in creation order, overflow series last, then the
+    /// registry's self-metrics.
+    pub fn visit(&self, visitor: &mut dyn Visitor) {
+        let mut scratch = HistogramValue::empty();
+        self.visit_with(visitor, &mut scratch);
+    }
+
+    pub(crate) fn visit_with(&self, visitor: &mut dyn Visitor, scratch: &mut HistogramValue) {
+        // Snapshot the family list so registration never waits on an encode.
+        let families = self.families();
+        let mut overflow = Vec::new();
+        let mut invalid = Vec::new();
+        for family in &families {
+            let desc = family.descriptor();
+            visitor.family(desc);
+            family.visit_series(scratch, &mut |labels, value| {
+                visitor.series(desc, labels, value)
+            });
+            if !desc.label_names.is_empty() {
+                overflow.push((desc.name.clone(), family.refused_label_sets()));
+            }
+            if family.refuses_values() {
+                invalid.push((desc.name.clone(), family.invalid_values()));
+            }
+        }
+        for (desc, rows) in self.self_metrics().iter().zip([overflow, invalid]) {
+            if rows.is_empty() {
+                continue;
+            }
+            visitor.family(desc);
+            for (metric, count) in rows {
+                let value: [Box<str>; 1] = [Box::from(&*metric)];
+                visitor.series(
+                    desc,
+                    Labels::new(&desc.label_names, &value),
+                    Value::Counter(count),
+                );
+            }
+        }
+    }
 }

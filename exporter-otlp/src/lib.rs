@@ -9,7 +9,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use beluga_exporter_otlp::OtlpExporter;
-//! use beluga_metrics::monitor::Monitor;
+//! use beluga_monitor::Monitor;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let monitor = Monitor::builder().service_name("my-agent").build()?;
@@ -76,8 +76,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beluga_metrics::monitor::Monitor;
 use beluga_metrics::{Counter, Family, Gauge, Opts, Registry, RegistryError, Unit};
+use beluga_monitor::Monitor;
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use prost::Message;
@@ -339,7 +339,7 @@ impl OtlpExporterBuilder {
                     .find(|(k, _)| k == "service.name")
                     .map(|(_, v)| v.clone())
             })
-            .unwrap_or_else(|| beluga_metrics::monitor::DEFAULT_SERVICE_NAME.to_string());
+            .unwrap_or_else(|| beluga_monitor::DEFAULT_SERVICE_NAME.to_string());
         resource.retain(|(k, _)| k != "service.name" && !k.starts_with("telemetry.sdk."));
         let mut attributes = vec![
             convert::string_attribute("service.name", &service_name),

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beluga_exporter_otlp::{Compression, ExportError, OtlpExporter, Temporality};
-use beluga_metrics::monitor::Monitor;
 use beluga_metrics::{Buckets, Opts, Registry, Unit};
+use beluga_monitor::Monitor;
 use common::{attribute, free_port, int, metric, resource_attribute, Receiver};
 
 fn runtime() -> tokio::runtime::Runtime {

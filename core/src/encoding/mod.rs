@@ -8,11 +8,6 @@
 mod negotiate;
 mod text;
 
-/// Appends a label value escaped as both formats require (`\\`, `\"`, `\n`).
-pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
-    text::escape_into(out, value, true);
-}
-
 use crate::histogram::HistogramValue;
 use crate::registry::Registry;
 

@@ -4,7 +4,9 @@
 
 use super::Format;
 use crate::desc::{Descriptor, MetricType};
-use crate::visit::{Labels, Value, Visitor};
+use crate::escape::escape_into;
+use crate::sample::{Labels, Value};
+use crate::visit::Visitor;
 
 pub(super) struct TextWriter<'a> {
     out: &'a mut Vec<u8>,
@@ -184,26 +186,6 @@ impl Visitor for TextWriter<'_> {
     }
 }
 
-/// Appends `text` escaped for a label value (or, with `escape_quotes` false,
-/// for 0.0.4 HELP text): `\` -> `\\`, newline -> `\n`, `"` -> `\"`.
-pub(super) fn escape_into(out: &mut Vec<u8>, text: &str, escape_quotes: bool) {
-    let bytes = text.as_bytes();
-    let needs = |b: u8| b == b'\\' || b == b'\n' || (escape_quotes && b == b'"');
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if needs(b) {
-            out.extend_from_slice(&bytes[start..i]);
-            out.extend_from_slice(match b {
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                _ => b"\\\"",
-            });
-            start = i + 1;
-        }
-    }
-    out.extend_from_slice(&bytes[start..]);
-}
-
 /// Appends a float in a form both Prometheus and OpenMetrics parse:
 /// `+Inf`, `-Inf`, `NaN`, otherwise Rust's shortest round-trip form
 /// (`1.0`, `0.25`, `1e-7`).
@@ -250,21 +232,6 @@ pub(super) fn write_u64(out: &mut Vec<u8>, mut v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn escaped(text: &str, quotes: bool) -> String {
-        let mut out = Vec::new();
-        escape_into(&mut out, text, quotes);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn escaping() {
-        assert_eq!(escaped(r#"a\b"c"#, true), r#"a\\b\"c"#);
-        assert_eq!(escaped("line\nbreak", true), r"line\nbreak");
-        assert_eq!(escaped(r#"say "hi""#, false), r#"say "hi""#);
-        assert_eq!(escaped(r"\\", true), r"\\\\");
-        assert_eq!(escaped("🐋 ünï", true), "🐋 ünï");
-    }
 
     #[test]
     fn floats_and_integers() {

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use beluga_metrics::monitor::{LlmCall, Monitor, SafetyVerdict};
+//! use beluga_monitor::{LlmCall, Monitor, SafetyVerdict};
 //! use beluga_metrics::{Format, Registry};
 //!
 //! let registry = Registry::new();
@@ -22,7 +22,7 @@
 //! let text = registry.encode(Format::PrometheusText);
 //! assert!(text.contains(r#"monitoring_api_requests_total{method="POST",endpoint="/v1/chat",status="200"} 1"#));
 //! assert!(text.contains(r#"target_info{service_name="my-agent""#));
-//! # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+//! # Ok::<(), beluga_monitor::MonitorError>(())
 //! ```
 
 mod custom;
@@ -40,7 +40,7 @@ pub use recorders::{
     AgentMetrics, ApiRequestHandle, LlmCall, LlmCallHandle, OperationGuard, SafetyVerdict,
 };
 
-use crate::{Opts, Registry};
+use beluga_metrics::{Opts, Registry};
 
 /// The service name used when neither the builder nor `OTEL_SERVICE_NAME` gives one.
 pub const DEFAULT_SERVICE_NAME: &str = "unknown_service";
@@ -59,10 +59,10 @@ impl MonitorBuilder {
     /// Without it, `OTEL_SERVICE_NAME` is used, then `unknown_service`.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// let monitor = Monitor::builder().service_name("support-bot").registry(&Default::default()).build()?;
     /// assert_eq!(monitor.service_name(), "support-bot");
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
@@ -73,13 +73,13 @@ impl MonitorBuilder {
     /// registers nothing, and every recording call returns `Ok(())` at once.
     ///
     /// ```
-    /// use beluga_metrics::monitor::Monitor;
+    /// use beluga_monitor::Monitor;
     /// use beluga_metrics::{Format, Registry};
     /// let registry = Registry::new();
     /// let monitor = Monitor::builder().metrics(false).registry(&registry).build()?;
     /// monitor.metrics().record_error("planner", "timeout")?;
     /// assert_eq!(registry.encode(Format::PrometheusText), "");
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn metrics(mut self, enabled: bool) -> Self {
         self.metrics = Some(enabled);
@@ -89,11 +89,11 @@ impl MonitorBuilder {
     /// Records into `registry` (default: [`Registry::global`]).
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// let registry = beluga_metrics::Registry::new();
     /// let monitor = Monitor::builder().registry(&registry).build()?;
     /// assert!(registry.encode(beluga_metrics::Format::PrometheusText).contains("target_info"));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
@@ -105,9 +105,9 @@ impl MonitorBuilder {
     /// an `otel_metric_overflow="true"` series.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// let monitor = Monitor::builder().cardinality_limit(100).registry(&Default::default()).build()?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = Some(limit);
@@ -119,7 +119,7 @@ impl MonitorBuilder {
     /// definition.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::{Monitor, MonitorError};
+    /// # use beluga_monitor::{Monitor, MonitorError};
     /// let registry = beluga_metrics::Registry::new();
     /// registry.gauge(beluga_metrics::Opts::new("monitoring_errors", "Mine."))?;
     /// assert!(matches!(Monitor::builder().registry(&registry).build(), Err(MonitorError::Registry(_))));
@@ -162,7 +162,7 @@ impl MonitorBuilder {
                     "monitoring_start_time_seconds",
                     "When the monitor started, in seconds since the Unix epoch.",
                 )
-                .unit(crate::Unit::SECONDS),
+                .unit(beluga_metrics::Unit::SECONDS),
             )?;
             let since_epoch = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -215,10 +215,10 @@ impl Monitor {
     /// The standard metrics and the custom-metric API.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// monitor.metrics().update_component_health("llm_gateway", true)?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn metrics(&self) -> &AgentMetrics {
         &self.inner.metrics
@@ -227,10 +227,10 @@ impl Monitor {
     /// The service name.
     ///
     /// ```
-    /// use beluga_metrics::monitor::Monitor;
+    /// use beluga_monitor::Monitor;
     /// let m = Monitor::builder().service_name("triage-bot").registry(&Default::default()).build()?;
     /// assert_eq!(m.service_name(), "triage-bot");
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn service_name(&self) -> &str {
         &self.inner.service_name
@@ -239,11 +239,11 @@ impl Monitor {
     /// The registry the monitor records into (serve it with an exporter).
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let text = monitor.registry().encode(beluga_metrics::Format::OpenMetrics);
     /// assert!(text.ends_with("# EOF\n"));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
@@ -253,10 +253,10 @@ impl Monitor {
     /// `time() - monitoring_start_time_seconds`.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let m = Monitor::builder().registry(&Default::default()).build()?;
     /// assert!(m.uptime() < std::time::Duration::from_secs(60));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn uptime(&self) -> Duration {
         self.inner.started.elapsed()

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::error::MonitorError;
-use super::recorders::{AgentMetrics, SafetyVerdict};
-use crate::{Counter, Gauge, Histogram};
+use crate::error::MonitorError;
+use crate::recorders::{AgentMetrics, SafetyVerdict};
+use beluga_metrics::{Counter, Gauge, Histogram};
 
 /// Pre-resolved series of one operation.
 #[derive(Clone, Debug)]
@@ -20,13 +20,13 @@ impl OperationHandle {
     /// Starts the operation: counts it and raises `monitoring_active_operations`.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let turn = monitor.metrics().operation_handle("agent_turn")?.unwrap();
     /// let running = turn.begin();
     /// // ... the turn ...
     /// running.end();
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     #[inline]
     pub fn begin(&self) -> ActiveOperation<'_> {
@@ -66,11 +66,11 @@ impl ActiveOperation<'_> {
     /// simulations and replays).
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// # let turn = monitor.metrics().operation_handle("replayed")?.unwrap();
     /// turn.begin().end_with_duration(std::time::Duration::from_millis(1500));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn end_with_duration(mut self, duration: Duration) {
         self.finish(duration);
@@ -102,11 +102,11 @@ impl ToolCallHandle {
     /// Records one successful call of the tool.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let search = monitor.metrics().tool_call_handle("web_search", "pro")?.unwrap();
     /// search.record(std::time::Duration::from_millis(240));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     #[inline]
     pub fn record(&self, duration: Duration) {
@@ -126,11 +126,11 @@ impl SafetyCheckHandle {
     /// Records one check.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::{Monitor, SafetyVerdict};
+    /// # use beluga_monitor::{Monitor, SafetyVerdict};
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let violence = monitor.metrics().safety_check_handle("violence")?.unwrap();
     /// violence.record(SafetyVerdict::Safe, std::time::Duration::from_millis(2));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     #[inline]
     pub fn record(&self, verdict: SafetyVerdict, duration: Duration) {

@@ -1,8 +1,8 @@
 //! `OTEL_SERVICE_NAME` names the service when the builder does not.
 //! (Its own test binary: it sets a process-wide environment variable.)
 
-use beluga_metrics::monitor::Monitor;
 use beluga_metrics::{Format, Registry};
+use beluga_monitor::Monitor;
 
 #[test]
 fn otel_service_name_is_honoured_and_the_builder_wins() {

@@ -1,12 +1,12 @@
 //! An agent loop instrumented with every kind of standard metric, printing
 //! the Prometheus text at the end.
 //!
-//! Run it with `cargo run -p beluga-metrics --example agent_loop`.
+//! Run it with `cargo run -p beluga-monitor --example agent_loop`.
 
 use std::time::Duration;
 
-use beluga_metrics::monitor::{ErrorKind, LlmCall, Monitor, MonitorError, SafetyVerdict};
 use beluga_metrics::{Buckets, Format, Registry};
+use beluga_monitor::{ErrorKind, LlmCall, Monitor, MonitorError, SafetyVerdict};
 
 fn main() -> Result<(), MonitorError> {
     let registry = Registry::new();

@@ -1,17 +1,15 @@
-//! Counter, float counter and gauge handles.
+//! Integer and floating-point counter handles.
 
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
-
+use super::sealed::Sealed;
 use crate::desc::MetricType;
 use crate::error::ValueError;
-use crate::family::{sealed::Sealed, Series};
-use crate::histogram::storage::HistogramStorage;
-use crate::histogram::{BucketMap, Histogram, HistogramValue};
+use crate::histogram::{BucketMap, HistogramValue};
+use crate::sample::Value;
+use crate::series::Series;
 use crate::shards::Shards;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
-use crate::visit::Value;
 
 /// A handle to one monotonically increasing `u64` series. Cloning is cheap.
 ///
@@ -160,121 +158,6 @@ impl Sealed for FloatCounter {
     }
 }
 
-/// A handle to one series that goes up and down. Cloning is cheap.
-///
-/// `set` is a single store; `add`/`sub` are a compare-exchange loop on one
-/// cache-padded word, so heavily contended gauges cost more than counters.
-/// NaN is a valid gauge value and is exposed as `NaN`.
-///
-/// ```
-/// use beluga_metrics::{Opts, Registry};
-/// let registry = Registry::new();
-/// let active = registry.gauge(Opts::new("agent_active_sessions", "Open sessions."))?;
-/// active.inc();
-/// active.inc();
-/// active.dec();
-/// active.add(2.5);
-/// assert_eq!(active.get(), 3.5);
-/// active.set(0.0);
-/// assert_eq!(active.get(), 0.0);
-/// # Ok::<(), beluga_metrics::RegistryError>(())
-/// ```
-#[derive(Clone)]
-pub struct Gauge {
-    series: Arc<Series<CachePadded<AtomicU64>>>,
-}
-
-impl Gauge {
-    /// Sets the value.
-    #[inline]
-    pub fn set(&self, value: f64) {
-        self.series.storage.store(value.to_bits(), Relaxed);
-    }
-
-    /// Adds `delta` (which may be negative).
-    #[inline]
-    pub fn add(&self, delta: f64) {
-        let cell = &self.series.storage;
-        let mut current = cell.load(Relaxed);
-        loop {
-            let next = (f64::from_bits(current) + delta).to_bits();
-            match cell.compare_exchange_weak(current, next, Relaxed, Relaxed) {
-                Ok(_) => return,
-                Err(seen) => current = seen,
-            }
-        }
-    }
-
-    /// Subtracts `delta`.
-    #[inline]
-    pub fn sub(&self, delta: f64) {
-        self.add(-delta);
-    }
-
-    /// Adds one.
-    #[inline]
-    pub fn inc(&self) {
-        self.add(1.0);
-    }
-
-    /// Subtracts one.
-    #[inline]
-    pub fn dec(&self) {
-        self.add(-1.0);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> f64 {
-        f64::from_bits(self.series.storage.load(Relaxed))
-    }
-}
-
-impl Sealed for Gauge {
-    type Storage = CachePadded<AtomicU64>;
-    const TYPE: MetricType = MetricType::Gauge;
-    fn new_storage(_: Option<&Arc<BucketMap>>) -> Self::Storage {
-        CachePadded::new(AtomicU64::new(0f64.to_bits()))
-    }
-    fn from_series(series: Arc<Series<Self::Storage>>) -> Self {
-        Gauge { series }
-    }
-    fn series(&self) -> &Arc<Series<Self::Storage>> {
-        &self.series
-    }
-    fn into_series(self) -> Arc<Series<Self::Storage>> {
-        self.series
-    }
-    fn read<'a>(storage: &Self::Storage, _: &'a mut HistogramValue) -> Value<'a> {
-        Value::Gauge(f64::from_bits(storage.load(Relaxed)))
-    }
-}
-
-impl Sealed for Histogram {
-    type Storage = HistogramStorage;
-    const TYPE: MetricType = MetricType::Histogram;
-    fn new_storage(buckets: Option<&Arc<BucketMap>>) -> HistogramStorage {
-        let buckets = buckets.cloned();
-        HistogramStorage::new(buckets.unwrap_or_else(|| Arc::new(BucketMap::new(Arc::from([])))))
-    }
-    fn from_series(series: Arc<Series<HistogramStorage>>) -> Self {
-        Histogram { series }
-    }
-    fn series(&self) -> &Arc<Series<HistogramStorage>> {
-        &self.series
-    }
-    fn into_series(self) -> Arc<Series<HistogramStorage>> {
-        self.series
-    }
-    fn read<'a>(storage: &HistogramStorage, scratch: &'a mut HistogramValue) -> Value<'a> {
-        storage.read_exact(scratch);
-        Value::Histogram(scratch)
-    }
-    const REFUSES_VALUES: bool = true;
-    fn invalid_values(storage: &HistogramStorage) -> u64 {
-        storage.invalid_count()
-    }
-}
-
 /// Heap bytes one counter series costs on this machine (cells and header).
 pub(crate) fn counter_series_bytes() -> usize {
     Shards::bytes_per_counter() + std::mem::size_of::<Series<Shards>>()
@@ -294,26 +177,6 @@ impl std::fmt::Debug for FloatCounter {
         f.debug_struct("FloatCounter")
             .field("label_values", &self.series.label_values)
             .field("value", &self.get())
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for Gauge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gauge")
-            .field("label_values", &self.series.label_values)
-            .field("value", &self.get())
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for Histogram {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let value = self.get();
-        f.debug_struct("Histogram")
-            .field("label_values", &self.series.label_values)
-            .field("count", &value.count())
-            .field("sum", &value.sum())
             .finish()
     }
 }

@@ -1,13 +1,14 @@
 //! The monitor API: exact exposition lines for every recording method,
 //! promtool on the result, and each bad input's error.
 
+#[path = "../../core/tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use beluga_metrics::monitor::{ErrorKind, LlmCall, Monitor, MonitorError, SafetyVerdict};
 use beluga_metrics::{Buckets, Format, LabelError, Opts, Registry, RegistryError};
+use beluga_monitor::{ErrorKind, LlmCall, Monitor, MonitorError, SafetyVerdict};
 use common::promtool_check;
 
 fn monitor() -> (Registry, Monitor) {

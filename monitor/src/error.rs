@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{LabelError, RegistryError};
+use beluga_metrics::{LabelError, RegistryError};
 
 /// Why a monitor call failed. Recording never panics; it returns one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl From<LabelError> for MonitorError {
 /// these, or a `&'static str` of your own.
 ///
 /// ```
-/// use beluga_metrics::monitor::ErrorKind;
+/// use beluga_monitor::ErrorKind;
 /// assert_eq!(ErrorKind::RateLimited.as_str(), "rate_limited");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

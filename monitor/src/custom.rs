@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use parking_lot::RwLock;
 
-use super::error::MonitorError;
-use super::recorders::AgentMetrics;
-use crate::{Buckets, Counter, Family, Histogram, Metric, Opts, Registry};
+use crate::error::MonitorError;
+use crate::recorders::AgentMetrics;
+use beluga_metrics::{Buckets, Counter, Family, Histogram, Metric, Opts, Registry};
 
 /// Label values given by name, for the custom-metric API: a slice or array
 /// of `(name, value)` pairs, or a map. They are checked against the label
@@ -83,12 +83,12 @@ impl AgentMetrics {
     /// fine; another definition under the same name is an error.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let m = monitor.metrics();
     /// m.register_custom_counter("agent_handoffs_total", "Handoffs between agents.", &["from", "to"])?;
     /// m.record_custom_counter("agent_handoffs_total", 1, &[("from", "planner"), ("to", "coder")])?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn register_custom_counter(
         &self,
@@ -112,14 +112,14 @@ impl AgentMetrics {
     /// Registers a custom histogram with these buckets.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # use beluga_metrics::Buckets;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let m = monitor.metrics();
     /// m.register_custom_histogram("agent_plan_steps", "Steps per plan.", &["agent"], Buckets::linear(1.0, 1.0, 10))?;
     /// let labels = std::collections::HashMap::from([("agent", "coder")]);
     /// m.record_custom_histogram("agent_plan_steps", 4.0, &labels)?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn register_custom_histogram(
         &self,
@@ -146,7 +146,7 @@ impl AgentMetrics {
     /// registered names are a [`MonitorError::Label`].
     ///
     /// ```
-    /// # use beluga_metrics::monitor::{Monitor, MonitorError};
+    /// # use beluga_monitor::{Monitor, MonitorError};
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let err = monitor.metrics().record_custom_counter("never_registered_total", 1, &[]).unwrap_err();
     /// assert!(matches!(err, MonitorError::NotRegistered { .. }));
@@ -174,13 +174,13 @@ impl AgentMetrics {
     /// [`record_custom_counter`](Self::record_custom_counter)).
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # use beluga_metrics::Buckets;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let m = monitor.metrics();
     /// m.register_custom_histogram("retrieval_documents", "Documents per retrieval.", &[], Buckets::exponential(1.0, 2.0, 8))?;
     /// m.record_custom_histogram("retrieval_documents", 12.0, &[])?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn record_custom_histogram<L: CustomLabels + ?Sized>(
         &self,
@@ -207,7 +207,7 @@ fn record<M: Metric, L: CustomLabels + ?Sized>(
     labels: &L,
     f: impl FnOnce(&M),
 ) -> Result<(), MonitorError> {
-    let values = family.order_pairs(labels.pairs().into_iter())?;
+    let values = family.order_label_pairs(labels.pairs())?;
     family.with(&values, f)?;
     Ok(())
 }

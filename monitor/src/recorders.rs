@@ -2,9 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::custom::CustomMetrics;
-use super::error::MonitorError;
-use crate::{Buckets, Counter, Family, FloatCounter, Gauge, Histogram, Opts, Registry, Unit};
+use crate::custom::CustomMetrics;
+use crate::error::MonitorError;
+use beluga_metrics::{
+    Buckets, Counter, Family, FloatCounter, Gauge, Histogram, Opts, Registry, Unit,
+};
 
 /// The outcome of a safety check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,7 +23,7 @@ impl SafetyVerdict {
     /// The `verdict` label value.
     ///
     /// ```
-    /// assert_eq!(beluga_metrics::monitor::SafetyVerdict::Unsafe.as_str(), "unsafe");
+    /// assert_eq!(beluga_monitor::SafetyVerdict::Unsafe.as_str(), "unsafe");
     /// ```
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,7 +39,7 @@ impl SafetyVerdict {
 ///
 /// ```
 /// use std::time::Duration;
-/// use beluga_metrics::monitor::{ErrorKind, LlmCall};
+/// use beluga_monitor::{ErrorKind, LlmCall};
 /// let ok = LlmCall::chat("anthropic", "claude-sonnet", "pro")
 ///     .duration(Duration::from_millis(1200))
 ///     .tokens(2000, 450)
@@ -308,10 +310,10 @@ impl AgentMetrics {
     /// Whether recording does anything (`Monitor::builder().metrics(..)`).
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// let on = Monitor::builder().registry(&Default::default()).build()?;
     /// assert!(on.metrics().is_enabled());
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn is_enabled(&self) -> bool {
         self.standard.is_some()
@@ -321,10 +323,10 @@ impl AgentMetrics {
     /// and `monitoring_response_time_seconds{type="api",method,endpoint}`.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// monitor.metrics().record_api_request("GET", "/v1/agents", 200, std::time::Duration::from_millis(12))?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn record_api_request(
         &self,
@@ -350,13 +352,13 @@ impl AgentMetrics {
     /// increment plus one histogram record. `None` when metrics are off.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let ok = monitor.metrics().api_request_handle("POST", "/v1/chat", 200)?;
     /// if let Some(ok) = &ok {
     ///     ok.record(std::time::Duration::from_millis(80));
     /// }
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn api_request_handle(
         &self,
@@ -380,11 +382,11 @@ impl AgentMetrics {
     /// an error message.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::{ErrorKind, Monitor};
+    /// # use beluga_monitor::{ErrorKind, Monitor};
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// monitor.metrics().record_error("retriever", ErrorKind::Timeout)?;
     /// monitor.metrics().record_error("planner", "plan_rejected")?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn record_error(
         &self,
@@ -401,10 +403,10 @@ impl AgentMetrics {
     /// Counts one request of an operation: `monitoring_requests_total{operation}`.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// monitor.metrics().record_request("summarize")?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn record_request(&self, operation: &str) -> Result<(), MonitorError> {
         let Some(s) = &self.standard else {
@@ -420,7 +422,7 @@ impl AgentMetrics {
     /// duration lands in `monitoring_operation_duration_seconds`.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let registry = beluga_metrics::Registry::new();
     /// # let monitor = Monitor::builder().registry(&registry).build()?;
     /// {
@@ -430,7 +432,7 @@ impl AgentMetrics {
     /// }
     /// assert!(registry.encode(beluga_metrics::Format::PrometheusText)
     ///     .contains("monitoring_active_operations{operation=\"plan\"} 0.0"));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn start_operation(&self, operation: &str) -> Result<OperationGuard, MonitorError> {
         let Some(s) = &self.standard else {
@@ -456,12 +458,12 @@ impl AgentMetrics {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use beluga_metrics::monitor::{LlmCall, Monitor};
+    /// # use beluga_monitor::{LlmCall, Monitor};
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// monitor.metrics().record_llm_call(
     ///     &LlmCall::chat("openai", "gpt-4o", "enterprise").duration(Duration::from_secs(2)).tokens(900, 120),
     /// )?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn record_llm_call(&self, call: &LlmCall<'_>) -> Result<(), MonitorError> {
         let Some(s) = &self.standard else {
@@ -509,12 +511,12 @@ impl AgentMetrics {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// if let Some(gpt) = monitor.metrics().llm_call_handle("chat", "openai", "gpt-4o", "free")? {
     ///     gpt.record(Duration::from_millis(700), 1500, 200);
     /// }
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn llm_call_handle(
         &self,
@@ -554,12 +556,12 @@ impl AgentMetrics {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use beluga_metrics::monitor::{ErrorKind, Monitor};
+    /// # use beluga_monitor::{ErrorKind, Monitor};
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let m = monitor.metrics();
     /// m.record_tool_call("web_search", "pro", Duration::from_millis(320), None)?;
     /// m.record_tool_call("sql", "pro", Duration::from_millis(50), Some(ErrorKind::ToolFailure.as_str()))?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn record_tool_call(
         &self,
@@ -584,10 +586,10 @@ impl AgentMetrics {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use beluga_metrics::monitor::{Monitor, SafetyVerdict};
+    /// # use beluga_monitor::{Monitor, SafetyVerdict};
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// monitor.metrics().record_safety_check("self_harm", SafetyVerdict::Safe, Duration::from_millis(3))?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn record_safety_check(
         &self,
@@ -611,10 +613,10 @@ impl AgentMetrics {
     /// Sets `monitoring_component_health{component}` to 1 (healthy) or 0.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// monitor.metrics().update_component_health("vector_store", false)?;
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn update_component_health(
         &self,
@@ -645,11 +647,11 @@ impl ApiRequestHandle {
     /// Records one request that took `duration`.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let handle = monitor.metrics().api_request_handle("GET", "/health", 200)?.unwrap();
     /// handle.record(std::time::Duration::from_micros(150));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     #[inline]
     pub fn record(&self, duration: Duration) {
@@ -676,13 +678,13 @@ impl LlmCallHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let claude = monitor.metrics().llm_call_handle("chat", "anthropic", "claude-sonnet", "pro")?.unwrap();
     /// claude.record(Duration::from_millis(850), 3000, 420);
     /// claude.record_time_to_first_chunk(Duration::from_millis(140));
     /// claude.add_cost_usd(0.015);
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     #[inline]
     pub fn record(&self, duration: Duration, input_tokens: u64, output_tokens: u64) {
@@ -704,13 +706,13 @@ impl LlmCallHandle {
     /// quantiles ([`Histogram::quantiles`]).
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let gpt = monitor.metrics().llm_call_handle("chat", "openai", "gpt-4o", "free")?.unwrap();
     /// gpt.record(std::time::Duration::from_millis(700), 10, 10);
     /// assert_eq!(gpt.duration_histogram().get().count(), 1);
     /// assert_eq!(gpt.tokens_used(), (10, 10));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn duration_histogram(&self) -> &Histogram {
         &self.duration
@@ -738,12 +740,12 @@ impl OperationGuard {
     /// Ends the operation now and returns its duration.
     ///
     /// ```
-    /// # use beluga_metrics::monitor::Monitor;
+    /// # use beluga_monitor::Monitor;
     /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
     /// let op = monitor.metrics().start_operation("retrieve")?;
     /// let took = op.finish();
     /// assert!(took < std::time::Duration::from_secs(1));
-    /// # Ok::<(), beluga_metrics::monitor::MonitorError>(())
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
     /// ```
     pub fn finish(mut self) -> Duration {
         self.end()

@@ -1,0 +1,172 @@
+//! Label sets: how a list of label values is hashed, compared and checked
+//! against a family's label names. Shared by the family table and the
+//! per-thread lookup cache, so both agree on what "the same label set" means.
+
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
+use crate::desc::Descriptor;
+use crate::error::LabelError;
+
+/// Up to 8 bytes as one word, without a call to `memcpy`. For a given
+/// length the word is unique to the bytes (the reads cover every byte), so
+/// equal lengths plus equal words mean equal strings.
+#[inline]
+fn short_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    debug_assert!(n <= 8);
+    let u32_at = |i: usize| u64::from(u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap()));
+    if n >= 4 {
+        u32_at(0) | u32_at(n - 4) << 32
+    } else if n > 0 {
+        u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
+    } else {
+        0
+    }
+}
+
+/// Label-value equality, inlined for the short values labels usually hold.
+#[inline]
+pub(crate) fn same_value(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len()
+        && if a.len() <= 8 {
+            short_word(a) == short_word(b)
+        } else {
+            a == b
+        }
+}
+
+/// Hashes label values with a per-process random seed: a folded 128-bit
+/// multiply per value of up to 8 bytes (per 8-byte word beyond), keyed by
+/// the value's length so value boundaries count. Collisions only cost a
+/// comparison: lookups always compare the values themselves.
+#[inline]
+pub(crate) fn hash_values<S: AsRef<str>>(seed: u64, values: &[S]) -> u64 {
+    #[inline]
+    fn mix(h: u64, word: u64, key: u64) -> u64 {
+        let product = u128::from(h ^ word) * u128::from(key ^ 0x9E37_79B9_7F4A_7C15);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+    let mut h = seed;
+    for value in values {
+        let bytes = value.as_ref().as_bytes();
+        let len = bytes.len() as u64;
+        if bytes.len() <= 8 {
+            h = mix(h, short_word(bytes), len);
+            continue;
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            h = mix(h, u64::from_le_bytes(chunk.try_into().unwrap()), len);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            h = mix(h, short_word(rest), len);
+        }
+    }
+    h
+}
+
+#[inline]
+pub(crate) fn process_seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        std::collections::hash_map::RandomState::new().hash_one(0x6265_6c75_6761u64)
+    })
+}
+
+/// Checks that `got` values were given for the family described by `desc`.
+#[inline]
+pub(crate) fn check_count(desc: &Descriptor, got: usize) -> Result<(), LabelError> {
+    let expected = desc.label_names.len();
+    if got == expected {
+        return Ok(());
+    }
+    Err(LabelError::CountMismatch {
+        metric: desc.name.to_string(),
+        expected,
+        got,
+    })
+}
+
+/// Puts `(name, value)` pairs into the label order of the family described
+/// by `desc`: every label exactly once, no others.
+pub(crate) fn order_pairs<'v>(
+    desc: &Descriptor,
+    pairs: impl Iterator<Item = (&'v str, &'v str)>,
+) -> Result<Vec<&'v str>, LabelError> {
+    let names = &desc.label_names;
+    let metric = || desc.name.to_string();
+    let mut values: Vec<Option<&str>> = vec![None; names.len()];
+    for (name, value) in pairs {
+        let Some(i) = names.iter().position(|n| **n == *name) else {
+            return Err(LabelError::UnknownLabel {
+                metric: metric(),
+                label: name.to_string(),
+            });
+        };
+        if values[i].replace(value).is_some() {
+            return Err(LabelError::DuplicateLabel {
+                metric: metric(),
+                label: name.to_string(),
+            });
+        }
+    }
+    values
+        .iter()
+        .zip(names.iter())
+        .map(|(v, name)| {
+            v.ok_or_else(|| LabelError::MissingLabel {
+                metric: metric(),
+                label: name.to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_value_equality_is_exact() {
+        let values = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "abcd",
+            "abdc",
+            "abcde",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgX",
+            "Xbcdefgh",
+            "abcdefghi",
+            "\0",
+            "\0\0",
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(same_value(a, b), a == b, "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn value_boundaries_are_part_of_the_hash() {
+        let seed = 42;
+        assert_ne!(
+            hash_values(seed, &["ab", "c"]),
+            hash_values(seed, &["a", "bc"])
+        );
+        assert_ne!(hash_values(seed, &["", "x"]), hash_values(seed, &["x", ""]));
+        assert_eq!(
+            hash_values(seed, &["gpt-4o", "free"]),
+            hash_values(seed, &[String::from("gpt-4o"), String::from("free")])
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! One series: its label values, its pre-rendered exposition prefix and its
+//! storage. Everything above (the family table, the lookup cache, handles)
+//! holds series through `Arc<Series<S>>`.
+
+use crate::desc::{Descriptor, MetricType};
+use crate::escape::escape_label_value;
+
+/// One series: its label values and its storage.
+pub struct Series<S> {
+    pub(crate) label_values: Box<[Box<str>]>,
+    /// What both text formats write for this series, computed once so a
+    /// scrape copies it instead of escaping every label again: for counters
+    /// and gauges the whole sample prefix (`name_total{a="x"} `), for
+    /// histograms the labels (`a="x"`), to which `le` is appended.
+    pub(crate) exposition: Box<str>,
+    pub(crate) storage: S,
+}
+
+impl<S> Series<S> {
+    /// A series of the family described by `desc`, labelled with
+    /// `(name, value)` pairs in the family's label order.
+    pub(crate) fn new<'v>(
+        desc: &Descriptor,
+        pairs: impl Iterator<Item = (&'v str, &'v str)> + Clone,
+        storage: S,
+    ) -> Self {
+        Series {
+            label_values: pairs.clone().map(|(_, v)| Box::from(v)).collect(),
+            exposition: render_exposition(desc, pairs),
+            storage,
+        }
+    }
+}
+
+/// Renders a series' labels (and, for single-sample kinds, its sample name)
+/// the way both exposition formats write them.
+fn render_exposition<'v>(
+    desc: &Descriptor,
+    pairs: impl Iterator<Item = (&'v str, &'v str)>,
+) -> Box<str> {
+    let mut out = Vec::new();
+    let mut labels = pairs.peekable();
+    let prefix = desc.metric_type != MetricType::Histogram;
+    if prefix {
+        out.extend_from_slice(desc.name.as_bytes());
+        if desc.metric_type == MetricType::Counter {
+            out.extend_from_slice(b"_total");
+        }
+        if labels.peek().is_some() {
+            out.push(b'{');
+        }
+    }
+    let labelled = labels.peek().is_some();
+    for (i, (name, value)) in labels.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_label_value(&mut out, value);
+        out.push(b'"');
+    }
+    if prefix {
+        out.extend_from_slice(if labelled { b"} " } else { b" " });
+    }
+    // Only whole UTF-8 strings and ASCII escapes were appended.
+    String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        .into_boxed_str()
+}

@@ -1,0 +1,89 @@
+//! A family's table of series: a hash map from label-set hash to the series
+//! with that hash (confirmed by comparing values, so colliding hashes never
+//! merge two series), plus the creation order the exposition follows.
+//!
+//! The table itself is not synchronised; the family keeps it behind a
+//! read-write lock that only resolving and removing label sets take.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use crate::label_set::same_value;
+use crate::series::Series;
+
+/// A hasher for keys that already are good 64-bit hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are hashed")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub(crate) struct SeriesTable<S> {
+    by_hash: HashMap<u64, Vec<Arc<Series<S>>>, BuildHasherDefault<PassThrough>>,
+    /// Series in creation order: the exposition order.
+    ordered: Vec<Arc<Series<S>>>,
+}
+
+impl<S> SeriesTable<S> {
+    pub(crate) fn new() -> Self {
+        SeriesTable {
+            by_hash: HashMap::default(),
+            ordered: Vec::new(),
+        }
+    }
+
+    /// The series whose label values are `values` (hashing to `hash`).
+    pub(crate) fn find<V: AsRef<str>>(&self, hash: u64, values: &[V]) -> Option<&Arc<Series<S>>> {
+        self.by_hash.get(&hash)?.iter().find(|series| {
+            series.label_values.len() == values.len()
+                && series
+                    .label_values
+                    .iter()
+                    .zip(values)
+                    .all(|(a, b)| same_value(a, b.as_ref()))
+        })
+    }
+
+    /// Adds a series that [`find`](Self::find) did not find.
+    pub(crate) fn insert(&mut self, hash: u64, series: Arc<Series<S>>) {
+        self.by_hash.entry(hash).or_default().push(series.clone());
+        self.ordered.push(series);
+    }
+
+    /// Removes the series for `values`; returns it if it was there.
+    pub(crate) fn remove<V: AsRef<str>>(
+        &mut self,
+        hash: u64,
+        values: &[V],
+    ) -> Option<Arc<Series<S>>> {
+        let series = self.find(hash, values)?.clone();
+        if let Some(bucket) = self.by_hash.get_mut(&hash) {
+            bucket.retain(|s| !Arc::ptr_eq(s, &series));
+            if bucket.is_empty() {
+                self.by_hash.remove(&hash);
+            }
+        }
+        self.ordered.retain(|s| !Arc::ptr_eq(s, &series));
+        Some(series)
+    }
+
+    /// Series in creation order.
+    pub(crate) fn ordered(&self) -> &[Arc<Series<S>>] {
+        &self.ordered
+    }
+
+    /// Number of series.
+    pub(crate) fn len(&self) -> usize {
+        self.ordered.len()
+    }
+}
