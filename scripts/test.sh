@@ -25,6 +25,9 @@ if ! "$venv/bin/python" -c 'import opentelemetry.proto.collector.metrics.v1.metr
 fi
 export BELUGA_OTLP_PYTHON="$venv/bin/python"
 
+say "core layers (imports point down; scripts/check-layers.py --graph shows them)"
+python3 scripts/check-layers.py
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -26,43 +26,6 @@ pub enum Temporality {
 /// Where the exporter's settings come from, so tests can feed their own.
 pub(crate) type EnvSource<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// The HTTP target, split once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
-    /// `host:port`.
-    pub(crate) authority: String,
-    /// Request path, e.g. `/v1/metrics`.
-    pub(crate) path: String,
-}
-
-impl Target {
-    /// Parses `http://host[:port][/path]`.
-    pub(crate) fn parse(url: &str) -> Result<Target, &'static str> {
-        let rest = url.strip_prefix("http://").ok_or(
-            "only http:// endpoints are supported (put TLS in a local collector or proxy)",
-        )?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() {
-            return Err("the endpoint has no host");
-        }
-        let authority = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-        Ok(Target {
-            authority,
-            path: path.to_string(),
-        })
-    }
-}
-
 /// Decodes `%XX` escapes (the OTel spec percent-encodes header and
 /// resource-attribute values).
 fn percent_decode(text: &str) -> String {
@@ -177,14 +140,6 @@ mod tests {
             ])),
             "http://m:1/custom"
         );
-        assert_eq!(
-            Target::parse("http://collector/v1/metrics").unwrap(),
-            Target {
-                authority: "collector:80".into(),
-                path: "/v1/metrics".into()
-            }
-        );
-        assert!(Target::parse("https://c:4318").is_err());
     }
 
     #[test]

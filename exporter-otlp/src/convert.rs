@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use beluga_metrics::{Descriptor, HistogramValue, Labels, MetricType, Registry, Value, Visitor};
+use beluga_metrics::{
+    Descriptor, HistogramValue, Labels, MetricType, Registry, Value, Visitor, OVERFLOW_LABEL,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -14,9 +16,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::config::Temporality;
 
-/// The label the core uses for the cardinality-overflow series, and the
-/// attribute OpenTelemetry uses for it.
-const OVERFLOW_LABEL: &str = "otel_metric_overflow";
+/// The attribute OpenTelemetry uses for the cardinality-overflow series
+/// (the core labels it [`OVERFLOW_LABEL`]).
 const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
 
 pub(crate) fn string_attribute(key: &str, value: &str) -> KeyValue {

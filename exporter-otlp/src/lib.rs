@@ -76,10 +76,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use beluga_http_client::http::header::HeaderName;
+use beluga_http_client::{ClientConfig, Endpoint, HttpClient, RetryPolicy};
 use beluga_metrics::{Counter, Family, Gauge, Opts, Registry, RegistryError, Unit};
 use beluga_monitor::Monitor;
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -289,7 +290,7 @@ impl OtlpExporterBuilder {
             (None, Some(base)) => format!("{}/v1/metrics", base.trim_end_matches('/')),
             (None, None) => config::endpoint_from_env(env),
         };
-        let target = config::Target::parse(&url)
+        let endpoint = Endpoint::parse(&url)
             .map_err(|why| ExportError::InvalidConfig(format!("{url}: {why}")))?;
 
         let mut headers = config::headers_from_env(env);
@@ -304,7 +305,9 @@ impl OtlpExporterBuilder {
                     |what| ExportError::InvalidConfig(format!("header {name:?}: invalid {what}"));
                 Ok((
                     HeaderName::try_from(name.as_str()).map_err(|_| bad("name"))?,
-                    HeaderValue::try_from(value.as_str()).map_err(|_| bad("value"))?,
+                    // Sensitive: header values often carry API keys; hyper
+                    // then never indexes them and `Debug` hides them.
+                    beluga_http_client::sensitive_header(&value).ok_or_else(|| bad("value"))?,
                 ))
             })
             .collect::<Result<Vec<_>, ExportError>>()?;
@@ -365,12 +368,12 @@ impl OtlpExporterBuilder {
                 self.temporality.unwrap_or(Temporality::Cumulative),
             ),
             transport: transport::Transport {
-                target,
+                client: HttpClient::new(ClientConfig::default().request_timeout(timeout)),
+                endpoint,
                 headers,
                 gzip: compression == Compression::Gzip,
                 timeout,
-                initial_backoff: initial,
-                max_backoff: max,
+                retry: RetryPolicy::new(initial, max),
             },
             retry_budget: interval,
             metrics,
@@ -387,6 +390,15 @@ impl OtlpExporterBuilder {
     }
 }
 
+/// The exporter's self-metric counting exports by `outcome` (exposed as
+/// `beluga_otlp_exports_total`).
+pub const EXPORTS_METRIC: &str = "beluga_otlp_exports";
+/// The exporter's self-metric holding when the last export was delivered.
+pub const LAST_SUCCESS_METRIC: &str = "beluga_otlp_last_success_timestamp_seconds";
+/// The exporter's self-metric counting data points a collector rejected in
+/// partial-success answers (exposed as `beluga_otlp_rejected_data_points_total`).
+pub const REJECTED_POINTS_METRIC: &str = "beluga_otlp_rejected_data_points";
+
 #[derive(Clone)]
 struct SelfMetrics {
     exports: Family<Counter>,
@@ -399,20 +411,20 @@ impl SelfMetrics {
         Ok(SelfMetrics {
             exports: registry.counter_family(
                 Opts::new(
-                    "beluga_otlp_exports_total",
+                    EXPORTS_METRIC,
                     "OTLP exports, by outcome (success or failure).",
                 )
                 .labels(["outcome"]),
             )?,
             last_success: registry.gauge(
                 Opts::new(
-                    "beluga_otlp_last_success_timestamp_seconds",
+                    LAST_SUCCESS_METRIC,
                     "When the last OTLP export was delivered, in seconds since the Unix epoch.",
                 )
                 .unit(Unit::SECONDS),
             )?,
             rejected_points: registry.counter(Opts::new(
-                "beluga_otlp_rejected_data_points_total",
+                REJECTED_POINTS_METRIC,
                 "Data points the collector reported rejecting in partial-success responses.",
             ))?,
         })
@@ -438,22 +450,31 @@ impl Worker {
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let command = tokio::select! {
                 _ = ticker.tick() => {
                     let deadline = Instant::now() + self.retry_budget;
-                    let _ = self.export(deadline).await;
+                    // A periodic export stuck on a hanging collector must not
+                    // hold up a shutdown: a command arriving meanwhile
+                    // abandons it (with delta temporality, what it carried
+                    // stays pending for the next export).
+                    let export = self.export(deadline);
+                    tokio::select! {
+                        _ = export => continue,
+                        command = commands.recv() => command,
+                    }
                 }
-                command = commands.recv() => match command {
-                    Some(Command::Flush(reply)) => {
-                        let deadline = Instant::now() + self.retry_budget;
-                        let _ = reply.send(self.export(deadline).await);
-                    }
-                    Some(Command::Shutdown(deadline, reply)) => {
-                        let _ = reply.send(self.export(deadline).await);
-                        return;
-                    }
-                    None => return,
-                },
+                command = commands.recv() => command,
+            };
+            match command {
+                Some(Command::Flush(reply)) => {
+                    let deadline = Instant::now() + self.retry_budget;
+                    let _ = reply.send(self.export(deadline).await);
+                }
+                Some(Command::Shutdown(deadline, reply)) => {
+                    let _ = reply.send(self.export(deadline).await);
+                    return;
+                }
+                None => return,
             }
         }
     }
@@ -547,11 +568,16 @@ impl OtlpExporter {
     }
 
     /// Makes a final export and stops, returning within `deadline` whatever
-    /// the collector does.
+    /// the collector does. A periodic export still waiting on the collector
+    /// is abandoned so that the final one gets its own attempts; they and
+    /// their backoff never run past the deadline, and the error reports how
+    /// many were made.
     pub async fn shutdown(self, deadline: Duration) -> Result<(), ExportError> {
         let until = Instant::now() + deadline;
         let (reply, outcome) = oneshot::channel();
-        let result = tokio::time::timeout_at(until, async {
+        // The final export bounds itself by `until`; the margin only covers
+        // scheduling, so that its own error (with its attempt count) wins.
+        let result = tokio::time::timeout_at(until + Duration::from_millis(250), async {
             self.commands
                 .send(Command::Shutdown(until, reply))
                 .await
@@ -560,6 +586,7 @@ impl OtlpExporter {
         })
         .await;
         self.task.abort();
+        // Past the margin the worker never answered: no attempt finished.
         result.unwrap_or(Err(ExportError::DeadlineExceeded { attempts: 0 }))
     }
 }

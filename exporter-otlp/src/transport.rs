@@ -1,58 +1,37 @@
-//! One OTLP/HTTP request, retried as the OTLP specification says: with
+//! One OTLP/HTTP export, retried as the OTLP specification says: with
 //! exponential backoff and jitter on 429, 502, 503, 504, connection errors and
 //! timeouts, honouring `Retry-After`, never on other statuses, never past
-//! the caller's deadline.
+//! the caller's deadline. Connections, timeouts, the response-size cap and
+//! the retry loop are the shared `beluga-http-client`'s.
 
 use std::time::Duration;
 
+use beluga_http_client::http::header::{self, HeaderName, HeaderValue};
+use beluga_http_client::http::StatusCode;
+use beluga_http_client::{retry_after, Endpoint, HttpClient, Outcome, RetryError, RetryPolicy};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::config::Target;
 use crate::ExportError;
 
 pub(crate) struct Transport {
-    pub(crate) target: Target,
+    pub(crate) client: HttpClient,
+    pub(crate) endpoint: Endpoint,
+    /// User headers; values marked sensitive (they often carry API keys).
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) gzip: bool,
+    /// Per-attempt timeout.
     pub(crate) timeout: Duration,
-    pub(crate) initial_backoff: Duration,
-    pub(crate) max_backoff: Duration,
+    pub(crate) retry: RetryPolicy,
 }
 
 /// What the collector said about a delivered request.
 pub(crate) struct Delivered {
     pub(crate) rejected_data_points: i64,
     pub(crate) message: String,
-}
-
-enum Failure {
-    /// Worth another attempt, after `retry_after` if the server said so.
-    Retry {
-        why: String,
-        retry_after: Option<Duration>,
-    },
-    /// Final.
-    Fatal(ExportError),
-}
-
-/// A factor in [0.5, 1.0) so that many exporters do not retry in lockstep.
-fn jitter() -> f64 {
-    use std::hash::BuildHasher;
-    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    0.5 + (random % 1000) as f64 / 2000.0
-}
-
-fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
-    let seconds: u64 = value?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds))
 }
 
 impl Transport {
@@ -63,103 +42,69 @@ impl Transport {
         body: Bytes,
         deadline: Instant,
     ) -> Result<Delivered, ExportError> {
-        let mut backoff = self.initial_backoff;
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ExportError::DeadlineExceeded {
-                    attempts: attempts - 1,
-                });
+        let result = self
+            .retry
+            .run(Some(deadline), |left| {
+                let timeout = left.map_or(self.timeout, |left| self.timeout.min(left));
+                self.attempt(body.clone(), timeout)
+            })
+            .await;
+        result.map_err(|error| match error {
+            RetryError::Fatal { error, .. } => error,
+            RetryError::GaveUp { attempts, last } => ExportError::Unreachable { attempts, last },
+            RetryError::DeadlineExceeded { attempts, .. } => {
+                ExportError::DeadlineExceeded { attempts }
             }
-            let outcome =
-                tokio::time::timeout(self.timeout.min(left), self.attempt(body.clone())).await;
-            let (why, retry_after) = match outcome {
-                Ok(Ok(delivered)) => return Ok(delivered),
-                Ok(Err(Failure::Fatal(error))) => return Err(error),
-                Ok(Err(Failure::Retry { why, retry_after })) => (why, retry_after),
-                Err(_) => (
-                    format!("no answer within {:?}", self.timeout.min(left)),
-                    None,
-                ),
-            };
-            let wait = retry_after.unwrap_or_else(|| backoff.mul_f64(jitter()));
-            backoff = (backoff * 2).min(self.max_backoff);
-            if Instant::now() + wait >= deadline {
-                return Err(ExportError::Unreachable {
-                    attempts,
-                    last: why,
-                });
-            }
-            tokio::time::sleep(wait).await;
-        }
+        })
     }
 
-    async fn attempt(&self, body: Bytes) -> Result<Delivered, Failure> {
-        let retry = |why: String| Failure::Retry {
-            why,
-            retry_after: None,
-        };
-        let stream = TcpStream::connect(&self.target.authority)
-            .await
-            .map_err(|e| retry(format!("connect to {}: {e}", self.target.authority)))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| retry(format!("handshake: {e}")))?;
-        tokio::spawn(connection);
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(&self.target.path)
-            .header(header::HOST, &self.target.authority)
-            .header(header::CONTENT_TYPE, "application/x-protobuf")
-            .header(
-                header::USER_AGENT,
-                concat!("beluga-metrics/", env!("CARGO_PKG_VERSION")),
-            );
+    async fn attempt(&self, body: Bytes, timeout: Duration) -> Outcome<Delivered, ExportError> {
+        let mut request = self
+            .endpoint
+            .post(body.clone())
+            .header(header::CONTENT_TYPE, "application/x-protobuf");
         if self.gzip {
             request = request.header(header::CONTENT_ENCODING, "gzip");
         }
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| Failure::Fatal(ExportError::InvalidConfig(e.to_string())))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| retry(format!("request: {e}")))?;
-        let status = response.status();
-        let wait = retry_after(response.headers().get(header::RETRY_AFTER));
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| retry(format!("reading the response: {e}")))?
-            .to_bytes();
+        let request = match request.body(Full::new(body)) {
+            Ok(request) => request,
+            Err(e) => return Outcome::Fatal(ExportError::InvalidConfig(e.to_string())),
+        };
+        let response = match self.client.send_within(request, timeout).await {
+            Ok(response) => response,
+            Err(e) => {
+                return Outcome::Retry {
+                    why: e.to_string(),
+                    retry_after: None,
+                }
+            }
+        };
+        let status = response.status;
         if status.is_success() {
-            let decoded = ExportMetricsServiceResponse::decode(body).unwrap_or_default();
+            // A body cut at the cap, or one that is not a response message,
+            // reads as full success: the data was accepted.
+            let decoded = ExportMetricsServiceResponse::decode(response.body).unwrap_or_default();
             let partial = decoded.partial_success.unwrap_or_default();
-            return Ok(Delivered {
+            return Outcome::Done(Delivered {
                 rejected_data_points: partial.rejected_data_points,
                 message: partial.error_message,
             });
         }
-        let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
         match status {
             StatusCode::TOO_MANY_REQUESTS
             | StatusCode::BAD_GATEWAY
             | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT => Err(Failure::Retry {
-                why: format!("{status}"),
-                retry_after: wait,
-            }),
-            _ => Err(Failure::Fatal(ExportError::Rejected {
+            | StatusCode::GATEWAY_TIMEOUT => Outcome::Retry {
+                why: status.to_string(),
+                retry_after: retry_after(&response.headers),
+            },
+            _ => Outcome::Fatal(ExportError::Rejected {
                 status: status.as_u16(),
-                message: text,
-            })),
+                message: response.body_text(200),
+            }),
         }
     }
 }

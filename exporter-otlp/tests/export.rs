@@ -293,6 +293,121 @@ fn shutdown_against_a_collector_that_never_answers_returns_within_its_deadline()
 }
 
 #[test]
+fn a_stuck_periodic_export_does_not_cost_the_final_one() {
+    // The first (periodic) export hangs; the final one must still be made,
+    // on its own connection, and be delivered.
+    let receiver = Receiver::start("hang");
+    let registry = Registry::new();
+    let jobs = registry.counter(Opts::new("jobs_total", "Jobs.")).unwrap();
+    jobs.add(7);
+    let result = runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_millis(100))
+            .timeout(Duration::from_secs(30))
+            .spawn()
+            .unwrap();
+        // Wait until the periodic export is stuck in the collector.
+        for _ in 0..200 {
+            if !receiver.requests().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            receiver.requests().len(),
+            1,
+            "the periodic export never reached the collector"
+        );
+        jobs.add(1);
+        exporter.shutdown(Duration::from_secs(5)).await
+    });
+    assert_eq!(result, Ok(()));
+    let requests = receiver.requests();
+    assert_eq!(
+        requests.len(),
+        2,
+        "the hanging periodic export, then the final one"
+    );
+    assert_eq!(
+        int(&metric(&requests[1], "jobs")["sum"]["data_points"][0]["as_int"]),
+        8
+    );
+}
+
+#[test]
+fn errors_report_the_attempts_made() {
+    let receiver = Receiver::start(&["503"; 60].join(","));
+    let registry = recorded();
+    let result = runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(3600))
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(50))
+            .spawn()
+            .unwrap();
+        exporter.shutdown(Duration::from_millis(600)).await
+    });
+    let made = receiver.requests().len() as u32;
+    match result {
+        Err(ExportError::Unreachable { attempts, .. })
+        | Err(ExportError::DeadlineExceeded { attempts }) => {
+            assert!(attempts >= 2, "{attempts} attempts");
+            assert_eq!(
+                attempts, made,
+                "the error counts the requests the collector saw"
+            );
+        }
+        other => panic!("expected a retry failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_endless_answer_from_the_collector_is_cut() {
+    for status in [200, 500] {
+        let peer =
+            common::shared::FakePeer::start(common::shared::Misbehaviour::EndlessBody(status));
+        let registry = recorded();
+        let result = runtime().block_on(async {
+            let exporter = OtlpExporter::builder()
+                .registry(&registry)
+                .endpoint(peer.url())
+                .interval(Duration::from_secs(3600))
+                .timeout(Duration::from_secs(20))
+                .spawn()
+                .unwrap();
+            exporter.force_flush().await
+        });
+        match (status, &result) {
+            // An unparseable success body reads as full success.
+            (200, Ok(())) => {}
+            (
+                500,
+                Err(ExportError::Rejected {
+                    status: 500,
+                    message,
+                }),
+            ) => {
+                assert!(message.len() <= 200, "{message}")
+            }
+            _ => panic!("status {status}: unexpected {result:?}"),
+        }
+        common::poll(
+            "the peer to notice the hang-up",
+            Duration::from_secs(30),
+            || (peer.finished.load(std::sync::atomic::Ordering::SeqCst) == 1).then_some(()),
+        );
+        let written = peer.written.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            written < 64 << 20,
+            "{written} bytes sent before the exporter hung up"
+        );
+    }
+}
+
+#[test]
 fn delta_temporality_carries_undelivered_changes_into_the_next_export() {
     let receiver = Receiver::start("200,400,200");
     let registry = Registry::new();

@@ -50,7 +50,6 @@
 #![deny(missing_docs)]
 
 mod auth;
-mod base64;
 mod push;
 mod self_metrics;
 mod server;
@@ -65,6 +64,9 @@ use tokio::sync::{watch, Semaphore};
 
 pub use auth::Auth;
 pub use push::{PeriodicPush, PushError, PushGateway, PushGatewayBuilder};
+pub use self_metrics::{
+    ENCODED_BYTES_METRIC, ERRORS_METRIC, SCRAPES_METRIC, SCRAPE_DURATION_METRIC,
+};
 
 /// The tutorial's default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:2222";

@@ -3,21 +3,29 @@
 //! `PUT {gateway}/metrics/job/<job>/<label>/<value>...` replaces every metric
 //! of the group with the registry's current exposition (text 0.0.4). Values
 //! that are empty or contain `/` travel base64url-encoded (`<label>@base64/<value>`),
-//! as the Pushgateway specifies. Connection errors, timeouts and `5xx` are
-//! retried with exponential backoff; other `4xx` are not (the gateway said
-//! the push itself is wrong).
+//! as the Pushgateway specifies. Connection errors, timeouts, `429` and `5xx`
+//! are retried with exponential backoff and jitter (a `Retry-After` no longer
+//! than the longest backoff is honoured); other `4xx` are not (the gateway
+//! said the push itself is wrong). Requests go through the shared
+//! `beluga-http-client`: pooled connections, bounded timeouts, and at most
+//! 64 KiB of any answer read.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use beluga_http_client::http::header::{self, HeaderValue};
+use beluga_http_client::http::{Method, StatusCode};
+use beluga_http_client::{
+    ClientConfig, Endpoint, EndpointError, HttpClient, Outcome, RetryError, RetryPolicy,
+};
 use beluga_metrics::{Format, Registry};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http_body_util::Full;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::auth::Auth;
 
@@ -25,14 +33,15 @@ use crate::auth::Auth;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PushError {
-    /// The gateway URL is not `http://host:port[/prefix]`.
+    /// The gateway URL is not `http://host:port[/prefix]`, or the job name
+    /// is empty.
     InvalidUrl {
         /// The URL as given.
         url: String,
         /// What is wrong with it.
-        reason: &'static str,
+        reason: String,
     },
-    /// Every attempt failed to connect, timed out or got a `5xx`.
+    /// Every attempt failed to connect, timed out or got a `429`/`5xx`.
     Unavailable {
         /// Attempts made.
         attempts: u32,
@@ -46,7 +55,14 @@ pub enum PushError {
         /// The start of the gateway's explanation.
         body: String,
     },
-    /// No tokio runtime could be found or built for the request.
+    /// The deadline of [`PeriodicPush::shutdown`] passed before the final
+    /// push was delivered.
+    DeadlineExceeded {
+        /// Attempts the final push made.
+        attempts: u32,
+    },
+    /// No tokio runtime could be found or built for the request, or
+    /// [`PushGateway::push_blocking`] was called inside one.
     Runtime(String),
 }
 
@@ -66,6 +82,10 @@ impl fmt::Display for PushError {
                 f,
                 "Pushgateway refused the push ({status}): {body}"
             ),
+            PushError::DeadlineExceeded { attempts } => write!(
+                f,
+                "the final push was not delivered before the shutdown deadline ({attempts} attempt(s))"
+            ),
             PushError::Runtime(e) => write!(f, "cannot run the push: {e}"),
         }
     }
@@ -83,6 +103,7 @@ pub struct PushGatewayBuilder {
     timeout: Duration,
     retries: u32,
     backoff: Duration,
+    max_backoff: Duration,
     auth: Option<Auth>,
 }
 
@@ -117,6 +138,13 @@ impl PushGatewayBuilder {
         self
     }
 
+    /// Longest wait between attempts (default 5 s); a gateway whose
+    /// `Retry-After` asks for longer gets no further attempt.
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.max_backoff = max;
+        self
+    }
+
     /// Credentials for a gateway behind authentication.
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = Some(auth);
@@ -134,42 +162,35 @@ impl PushGatewayBuilder {
     /// # Ok::<(), PushError>(())
     /// ```
     pub fn build(self) -> Result<PushGateway, PushError> {
-        let invalid = |reason| PushError::InvalidUrl {
+        let invalid = |reason: String| PushError::InvalidUrl {
             url: self.url.clone(),
             reason,
         };
-        let rest = self
-            .url
-            .strip_prefix("http://")
-            .ok_or_else(|| invalid("only http:// is supported"))?;
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.is_empty() {
-            return Err(invalid("no host"));
-        }
-        let authority = if authority.contains(':') && !authority.ends_with(']') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
+        let gateway =
+            Endpoint::parse(&self.url).map_err(|e: EndpointError| invalid(e.to_string()))?;
         if self.job.is_empty() {
-            return Err(invalid("the job name is empty"));
+            return Err(invalid("the job name is empty".into()));
         }
-        let mut path = format!("{prefix}/metrics/{}", segment("job", &self.job));
+        let mut path = format!("{}/metrics/{}", gateway.path(), segment("job", &self.job));
         for (name, value) in &self.grouping {
             path.push('/');
             path.push_str(&segment(name, value));
         }
+        let auth =
+            match &self.auth {
+                Some(auth) => Some(auth.sensitive_header_value().ok_or_else(|| {
+                    invalid("the credentials cannot be an HTTP header value".into())
+                })?),
+                None => None,
+            };
         Ok(PushGateway {
-            authority,
-            path,
+            client: HttpClient::new(ClientConfig::default().request_timeout(self.timeout)),
+            endpoint: gateway.with_path(&path),
             registry: self.registry.unwrap_or_else(|| Registry::global().clone()),
             timeout: self.timeout,
-            retries: self.retries,
-            backoff: self.backoff,
-            auth: self.auth.map(|a| a.header_value()),
+            retry: RetryPolicy::new(self.backoff, self.max_backoff)
+                .max_attempts(self.retries.saturating_add(1)),
+            auth,
         })
     }
 }
@@ -184,7 +205,7 @@ fn segment(name: &str, value: &str) -> String {
         format!("{name}/{value}")
     } else {
         // The gateway spells an empty value as a lone `=`.
-        let encoded = crate::base64::url_safe(value.as_bytes());
+        let encoded = base64::engine::general_purpose::URL_SAFE.encode(value.as_bytes());
         format!(
             "{name}@base64/{}",
             if encoded.is_empty() { "=" } else { &encoded }
@@ -192,21 +213,17 @@ fn segment(name: &str, value: &str) -> String {
     }
 }
 
-/// A Pushgateway client for one grouping key.
+/// A Pushgateway client for one grouping key. Its `Debug` never shows the
+/// credentials (the header value is marked sensitive).
 #[derive(Debug, Clone)]
 pub struct PushGateway {
-    authority: String,
-    path: String,
+    client: HttpClient,
+    /// The gateway with this grouping key's full path.
+    endpoint: Endpoint,
     registry: Registry,
     timeout: Duration,
-    retries: u32,
-    backoff: Duration,
-    auth: Option<String>,
-}
-
-enum Attempt {
-    Retry(String),
-    Fail(PushError),
+    retry: RetryPolicy,
+    auth: Option<HeaderValue>,
 }
 
 impl PushGateway {
@@ -221,30 +238,51 @@ impl PushGateway {
             timeout: Duration::from_secs(5),
             retries: 3,
             backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
             auth: None,
         }
     }
 
     /// The request path of this grouping key.
     pub fn path(&self) -> &str {
-        &self.path
+        self.endpoint.path()
     }
 
     /// Replaces the group's metrics on the gateway with the registry's
     /// current values (`PUT`).
     pub async fn push(&self) -> Result<(), PushError> {
+        self.push_before(None).await
+    }
+
+    async fn push_before(&self, deadline: Option<Instant>) -> Result<(), PushError> {
         let body = Bytes::from(self.registry.encode(Format::PrometheusText));
-        self.send(Method::PUT, body).await
+        self.send(Method::PUT, body, deadline).await
     }
 
     /// Deletes the group from the gateway (`DELETE`).
     pub async fn delete(&self) -> Result<(), PushError> {
-        self.send(Method::DELETE, Bytes::new()).await
+        self.send(Method::DELETE, Bytes::new(), None).await
     }
 
     /// [`push`](Self::push) for programs without tokio: runs it on a
-    /// short-lived single-threaded runtime.
+    /// short-lived single-threaded runtime. Inside a tokio runtime (where
+    /// blocking would stall its workers) it returns [`PushError::Runtime`];
+    /// use `push().await` there.
+    ///
+    /// ```
+    /// # use beluga_exporter_prometheus::{PushError, PushGateway};
+    /// let gateway = PushGateway::builder("http://127.0.0.1:9", "job").build()?;
+    /// let inside = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let result = inside.block_on(async { gateway.push_blocking() });
+    /// assert!(matches!(result, Err(PushError::Runtime(_))));
+    /// # Ok::<(), PushError>(())
+    /// ```
     pub fn push_blocking(&self) -> Result<(), PushError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(PushError::Runtime(
+                "push_blocking() was called inside a tokio runtime; use push().await there".into(),
+            ));
+        }
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -253,11 +291,12 @@ impl PushGateway {
     }
 
     /// Pushes every `interval` on the current tokio runtime until
-    /// [`PeriodicPush::shutdown`], which makes a final push. Failed pushes
-    /// are counted ([`PeriodicPush::failures`]) and retried next interval.
+    /// [`PeriodicPush::shutdown`], which makes a final push within its
+    /// deadline. Failed pushes are counted ([`PeriodicPush::failures`]) and
+    /// retried next interval.
     pub fn spawn_periodic(self, interval: Duration) -> PeriodicPush {
-        let (stop, mut stopped) = watch::channel(false);
-        let failures = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (stop, mut stopped) = watch::channel(None::<Instant>);
+        let failures = Arc::new(AtomicU64::new(0));
         let counted = failures.clone();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
@@ -265,14 +304,20 @@ impl PushGateway {
             loop {
                 tokio::select! {
                     _ = ticker.tick() => {
-                        if self.push().await.is_err() {
-                            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // A push stuck on a hanging gateway must not hold up
+                        // the final push: shutdown abandons it.
+                        tokio::select! {
+                            result = self.push() => if result.is_err() {
+                                counted.fetch_add(1, Ordering::Relaxed);
+                            },
+                            _ = stopped.changed() => break,
                         }
                     }
                     _ = stopped.changed() => break,
                 }
             }
-            self.push().await
+            let deadline = *stopped.borrow();
+            self.push_before(deadline).await
         });
         PeriodicPush {
             stop,
@@ -281,85 +326,75 @@ impl PushGateway {
         }
     }
 
-    async fn send(&self, method: Method, body: Bytes) -> Result<(), PushError> {
-        let mut delay = self.backoff;
-        let mut last = String::new();
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay = delay.saturating_mul(2);
+    async fn send(
+        &self,
+        method: Method,
+        body: Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<(), PushError> {
+        let result = self
+            .retry
+            .run(deadline, |left| {
+                let timeout = left.map_or(self.timeout, |left| self.timeout.min(left));
+                self.attempt(method.clone(), body.clone(), timeout)
+            })
+            .await;
+        result.map_err(|error| match error {
+            RetryError::Fatal { error, .. } => error,
+            RetryError::GaveUp { attempts, last } => PushError::Unavailable { attempts, last },
+            RetryError::DeadlineExceeded { attempts, .. } => {
+                PushError::DeadlineExceeded { attempts }
             }
-            match tokio::time::timeout(self.timeout, self.attempt(method.clone(), body.clone()))
-                .await
-            {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(Attempt::Fail(error))) => return Err(error),
-                Ok(Err(Attempt::Retry(why))) => last = why,
-                Err(_) => last = format!("no answer within {:?}", self.timeout),
-            }
-        }
-        Err(PushError::Unavailable {
-            attempts: self.retries + 1,
-            last,
         })
     }
 
-    async fn attempt(&self, method: Method, body: Bytes) -> Result<(), Attempt> {
-        let stream = TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| Attempt::Retry(format!("connect to {}: {e}", self.authority)))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Attempt::Retry(format!("handshake: {e}")))?;
-        tokio::spawn(connection);
-        let mut request = Request::builder()
-            .method(method)
-            .uri(&self.path)
-            .header(header::HOST, &self.authority)
-            .header(header::CONTENT_TYPE, Format::PrometheusText.content_type());
+    async fn attempt(
+        &self,
+        method: Method,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Outcome<(), PushError> {
+        let mut request = self
+            .endpoint
+            .request(method)
+            .header(header::CONTENT_TYPE, Format::PrometheusText.content_type())
+            .header(header::CONTENT_LENGTH, body.len());
         if let Some(auth) = &self.auth {
-            request = request.header(
-                header::AUTHORIZATION,
-                HeaderValue::from_str(auth).map_err(|_| {
-                    Attempt::Fail(PushError::Rejected {
-                        status: 0,
-                        body: "credentials are not a valid header value".into(),
-                    })
-                })?,
-            );
+            request = request.header(header::AUTHORIZATION, auth.clone());
         }
-        let request = request.body(Full::new(body)).map_err(|e| {
-            Attempt::Fail(PushError::Rejected {
-                status: 0,
-                body: e.to_string(),
-            })
-        })?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| Attempt::Retry(format!("request: {e}")))?;
-        let status = response.status();
+        let request = match request.body(Full::new(body)) {
+            Ok(request) => request,
+            Err(e) => {
+                return Outcome::Fatal(PushError::Rejected {
+                    status: 0,
+                    body: e.to_string(),
+                })
+            }
+        };
+        let response = match self.client.send_within(request, timeout).await {
+            Ok(response) => response,
+            Err(e) => {
+                return Outcome::Retry {
+                    why: e.to_string(),
+                    retry_after: None,
+                }
+            }
+        };
+        let status = response.status;
         if status.is_success() {
-            return Ok(());
+            return Outcome::Done(());
         }
-        let text = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| {
-                String::from_utf8_lossy(&b.to_bytes())
-                    .chars()
-                    .take(300)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let text = response.body_text(300);
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            Err(Attempt::Retry(format!("{status}: {text}")))
+            Outcome::Retry {
+                why: format!("{status}: {text}"),
+                retry_after: beluga_http_client::retry_after(&response.headers),
+            }
         } else {
-            Err(Attempt::Fail(PushError::Rejected {
+            Outcome::Fatal(PushError::Rejected {
                 status: status.as_u16(),
                 body: text,
-            }))
+            })
         }
     }
 }
@@ -367,23 +402,33 @@ impl PushGateway {
 /// A background task pushing periodically; see [`PushGateway::spawn_periodic`].
 #[derive(Debug)]
 pub struct PeriodicPush {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<Instant>>,
     task: tokio::task::JoinHandle<Result<(), PushError>>,
-    failures: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failures: Arc<AtomicU64>,
 }
 
 impl PeriodicPush {
     /// Periodic pushes that failed so far.
     pub fn failures(&self) -> u64 {
-        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+        self.failures.load(Ordering::Relaxed)
     }
 
-    /// Stops the schedule and makes one final push, returning its result.
-    pub async fn shutdown(self) -> Result<(), PushError> {
-        let _ = self.stop.send(true);
-        self.task
-            .await
-            .map_err(|e| PushError::Runtime(e.to_string()))?
+    /// Stops the schedule and makes one final push, returning its result
+    /// within `deadline`: a periodic push still waiting on a hanging gateway
+    /// is abandoned, and the final push's attempts and backoff never run
+    /// past the deadline ([`PushError::DeadlineExceeded`] then).
+    pub async fn shutdown(self, deadline: Duration) -> Result<(), PushError> {
+        let deadline = Instant::now() + deadline;
+        let _ = self.stop.send(Some(deadline));
+        let abort = self.task.abort_handle();
+        // The final push bounds itself; the margin only covers scheduling.
+        match tokio::time::timeout_at(deadline + Duration::from_millis(250), self.task).await {
+            Ok(joined) => joined.map_err(|e| PushError::Runtime(e.to_string()))?,
+            Err(_) => {
+                abort.abort();
+                Err(PushError::DeadlineExceeded { attempts: 0 })
+            }
+        }
     }
 }
 
@@ -404,9 +449,12 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            (gw.authority.as_str(), gw.path()),
+            (gw.endpoint.authority(), gw.path()),
             ("gw.local:80", "/prefix/metrics/job/j")
         );
+        for bad in ["http://gw:99999", "http://u:p@gw:1", "http://gw:1/?q=1"] {
+            assert!(PushGateway::builder(bad, "j").build().is_err(), "{bad}");
+        }
         assert!(PushGateway::builder("http://", "j").build().is_err());
         assert!(PushGateway::builder("http://h:1", "").build().is_err());
     }

@@ -2,6 +2,18 @@
 
 use beluga_metrics::{Buckets, Counter, Family, Histogram, Opts, Registry, RegistryError, Unit};
 
+/// The exporter's self-metric counting scrapes served, by `format`
+/// (exposed as `beluga_exporter_scrapes_total`).
+pub const SCRAPES_METRIC: &str = "beluga_exporter_scrapes";
+/// The exporter's self-metric timing one scrape's encode (and compression).
+pub const SCRAPE_DURATION_METRIC: &str = "beluga_exporter_scrape_duration_seconds";
+/// The exporter's self-metric counting exposition bytes encoded
+/// (exposed as `beluga_exporter_encoded_bytes_total`).
+pub const ENCODED_BYTES_METRIC: &str = "beluga_exporter_encoded_bytes";
+/// The exporter's self-metric counting requests not answered with metrics,
+/// by `reason` (exposed as `beluga_exporter_errors_total`).
+pub const ERRORS_METRIC: &str = "beluga_exporter_errors";
+
 #[derive(Clone)]
 pub(crate) struct SelfMetrics {
     pub(crate) scrapes: Family<Counter>,
@@ -14,15 +26,12 @@ impl SelfMetrics {
     pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
         Ok(SelfMetrics {
             scrapes: registry.counter_family(
-                Opts::new(
-                    "beluga_exporter_scrapes_total",
-                    "Scrapes served, by exposition format.",
-                )
-                .labels(["format"]),
+                Opts::new(SCRAPES_METRIC, "Scrapes served, by exposition format.")
+                    .labels(["format"]),
             )?,
             duration: registry.histogram(
                 Opts::new(
-                    "beluga_exporter_scrape_duration_seconds",
+                    SCRAPE_DURATION_METRIC,
                     "Time to encode (and compress) one scrape.",
                 )
                 .unit(Unit::SECONDS),
@@ -33,14 +42,14 @@ impl SelfMetrics {
             )?,
             encoded_bytes: registry.counter(
                 Opts::new(
-                    "beluga_exporter_encoded_bytes_total",
+                    ENCODED_BYTES_METRIC,
                     "Exposition bytes encoded, before compression.",
                 )
                 .unit(Unit::BYTES),
             )?,
             errors: registry.counter_family(
                 Opts::new(
-                    "beluga_exporter_errors_total",
+                    ERRORS_METRIC,
                     "Requests not answered with metrics, by reason.",
                 )
                 .labels(["reason"]),

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::auth::{constant_time_eq, Auth};
+use crate::auth::{authorized, Auth};
 use crate::self_metrics::SelfMetrics;
 
 /// Everything a request handler needs, shared by all connections.
@@ -214,7 +214,7 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
             .headers()
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
-        if !given.is_some_and(|g| constant_time_eq(g, expected.as_bytes())) {
+        if !given.is_some_and(|g| authorized(expected, g)) {
             shared.metrics.error("unauthorized");
             let mut response = plain(StatusCode::UNAUTHORIZED, "credentials required\n");
             response.headers_mut().insert(

@@ -105,7 +105,7 @@ fn periodic_push_makes_a_final_push_on_shutdown() {
             .spawn_periodic(Duration::from_secs(3600));
         // The first tick pushes at once; then the job does more work.
         processed.add(58);
-        periodic.shutdown().await.unwrap();
+        periodic.shutdown(Duration::from_secs(5)).await.unwrap();
     });
     let on_gateway = get(gateway.addr, "/metrics", &[]).text();
     assert!(

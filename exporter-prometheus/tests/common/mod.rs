@@ -301,3 +301,127 @@ impl Pushgateway {
         }
     }
 }
+
+/// How a [`FakePeer`] answers every request.
+#[derive(Debug, Clone, Copy)]
+pub enum Misbehaviour {
+    /// Reads the request and never answers.
+    Hang,
+    /// Answers with this status and a chunked body that never ends (bounded
+    /// at 4 GiB so that the test stops by itself even if the client never
+    /// hangs up).
+    EndlessBody(u16),
+}
+
+/// A hostile HTTP peer on 127.0.0.1: a gateway or collector that hangs or
+/// streams an endless answer. It counts connections and the body bytes it
+/// managed to write before the client hung up.
+pub struct FakePeer {
+    pub addr: SocketAddr,
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Connections whose handler has finished (the client hung up).
+    pub finished: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakePeer {
+    pub fn start(behaviour: Misbehaviour) -> FakePeer {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (connections, written, finished) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let peer = FakePeer {
+            addr,
+            connections: connections.clone(),
+            written: written.clone(),
+            finished: finished.clone(),
+            stop: stop.clone(),
+        };
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (written, finished, stop) = (written.clone(), finished.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    read_head(&mut stream);
+                    match behaviour {
+                        Misbehaviour::Hang => {
+                            // Hold the connection until the client leaves or the peer stops.
+                            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                            let mut byte = [0u8; 1];
+                            while !stop.load(Ordering::SeqCst) {
+                                match stream.read(&mut byte) {
+                                    Ok(0) => break,
+                                    Ok(_) => {}
+                                    Err(e)
+                                        if e.kind() == std::io::ErrorKind::WouldBlock
+                                            || e.kind() == std::io::ErrorKind::TimedOut => {}
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        Misbehaviour::EndlessBody(status) => {
+                            let head = format!(
+                                "HTTP/1.1 {status} Scripted\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+                            );
+                            let chunk = format!("{:x}\r\n{}\r\n", 16384, "x".repeat(16384));
+                            if stream.write_all(head.as_bytes()).is_ok() {
+                                for _ in 0..(1u64 << 18) {
+                                    if stop.load(Ordering::SeqCst)
+                                        || stream.write_all(chunk.as_bytes()).is_err()
+                                    {
+                                        break;
+                                    }
+                                    written.fetch_add(16384, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                    }
+                    finished.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        peer
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for FakePeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+    }
+}
+
+/// Reads a request head and its `Content-Length` body.
+fn read_head(stream: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    let _ = stream.read_exact(&mut body);
+}

@@ -1,0 +1,139 @@
+//! The Pushgateway client against hostile or broken gateways: endless
+//! answers, a gateway that hangs at shutdown, credentials in `Debug`, and
+//! `push_blocking` called from inside a runtime.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use beluga_exporter_prometheus::{Auth, PushError, PushGateway};
+use beluga_metrics::{Opts, Registry};
+use common::{poll, FakePeer, Misbehaviour};
+
+fn registry() -> Registry {
+    let registry = Registry::new();
+    registry
+        .counter(Opts::new("jobs_total", "Jobs."))
+        .unwrap()
+        .add(3);
+    registry
+}
+
+#[test]
+fn an_endless_answer_is_read_only_up_to_the_cap() {
+    for status in [500, 200, 400] {
+        let peer = FakePeer::start(Misbehaviour::EndlessBody(status));
+        let gateway = PushGateway::builder(peer.url(), "j")
+            .registry(&registry())
+            .retries(0)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let result = gateway.push_blocking();
+        match (status, &result) {
+            (500, Err(PushError::Unavailable { attempts: 1, last })) => {
+                assert!(last.contains("500") && last.len() < 1024, "{last}")
+            }
+            (200, Ok(())) => {}
+            (400, Err(PushError::Rejected { status: 400, body })) => {
+                assert!(body.len() <= 300 && body.starts_with("xxx"), "{body}")
+            }
+            _ => panic!("status {status}: unexpected {result:?}"),
+        }
+        // The client hung up after the cap: the peer's writes failed long
+        // before its own 4 GiB bound.
+        poll(
+            "the peer to notice the hang-up",
+            Duration::from_secs(30),
+            || (peer.finished.load(Ordering::SeqCst) == 1).then_some(()),
+        );
+        let written = peer.written.load(Ordering::SeqCst);
+        assert!(
+            written < 64 << 20,
+            "status {status}: {written} bytes were sent before the client hung up"
+        );
+    }
+}
+
+#[test]
+fn shutdown_keeps_its_deadline_against_a_hanging_gateway() {
+    let peer = FakePeer::start(Misbehaviour::Hang);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let periodic = PushGateway::builder(peer.url(), "j")
+            .registry(&registry())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .spawn_periodic(Duration::from_secs(3600));
+        // The first periodic push is now stuck on the hanging gateway.
+        poll("the first push to connect", Duration::from_secs(10), || {
+            (peer.connections.load(Ordering::SeqCst) >= 1).then_some(())
+        });
+        let start = Instant::now();
+        let result = periodic.shutdown(Duration::from_secs(1)).await;
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(2500), "shutdown took {took:?}");
+        assert!(
+            matches!(
+                result,
+                Err(PushError::DeadlineExceeded { .. }) | Err(PushError::Unavailable { .. })
+            ),
+            "{result:?}"
+        );
+        // The final push made its own attempt on a new connection.
+        assert!(peer.connections.load(Ordering::SeqCst) >= 2);
+    });
+}
+
+#[test]
+fn credentials_never_reach_debug_or_errors() {
+    let peer = FakePeer::start(Misbehaviour::EndlessBody(401));
+    for auth in [
+        Auth::Bearer("s3cret-token".into()),
+        Auth::Basic {
+            username: "prom".into(),
+            password: "s3cret-password".into(),
+        },
+    ] {
+        let gateway = PushGateway::builder(peer.url(), "j")
+            .registry(&registry())
+            .auth(auth)
+            .retries(0)
+            .build()
+            .unwrap();
+        let error = gateway.push_blocking().unwrap_err();
+        for text in [
+            format!("{gateway:?}"),
+            format!("{:?}", gateway.clone()),
+            format!("{error:?}"),
+            error.to_string(),
+        ] {
+            assert!(!text.contains("s3cret"), "{text}");
+            // base64 of "prom:s3cret-password" starts with this.
+            assert!(!text.contains("cHJvbTpzM2NyZX"), "{text}");
+        }
+    }
+}
+
+#[test]
+fn push_blocking_inside_a_runtime_is_an_error_not_a_panic() {
+    let gateway = PushGateway::builder("http://127.0.0.1:9", "j")
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(async { gateway.push_blocking() });
+    assert!(
+        matches!(result, Err(PushError::Runtime(ref why)) if why.contains("push().await")),
+        "{result:?}"
+    );
+}

@@ -1,0 +1,282 @@
+//! One retry policy for every exporter: exponential backoff with jitter,
+//! `Retry-After`, an attempt limit and a deadline. The exporter decides
+//! which answers are worth another attempt; the policy decides when and
+//! whether to make it.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use hyper::http::{header, HeaderMap};
+use tokio::time::Instant;
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub enum Outcome<T, E> {
+    /// Delivered.
+    Done(T),
+    /// Worth another attempt, after `retry_after` if the server said so.
+    Retry {
+        /// Why the attempt failed, for the final error.
+        why: String,
+        /// The server's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// Final: another attempt would fail the same way.
+    Fatal(E),
+}
+
+/// Why [`RetryPolicy::run`] gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryError<E> {
+    /// An attempt failed for good.
+    Fatal {
+        /// The attempt's error.
+        error: E,
+        /// Attempts made, this one included.
+        attempts: u32,
+    },
+    /// Every attempt the policy allows failed, or the next wait (backoff or
+    /// `Retry-After`) would pass the deadline or the longest wait.
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last one failed.
+        last: String,
+    },
+    /// The deadline passed before the next attempt could start.
+    DeadlineExceeded {
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last one failed, if one was made.
+        last: Option<String>,
+    },
+}
+
+impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryError::Fatal { error, attempts } => {
+                write!(f, "{error} (after {attempts} attempt(s))")
+            }
+            RetryError::GaveUp { attempts, last } => {
+                write!(f, "gave up after {attempts} attempt(s), last: {last}")
+            }
+            RetryError::DeadlineExceeded { attempts, last } => {
+                write!(f, "deadline passed after {attempts} attempt(s)")?;
+                match last {
+                    Some(last) => write!(f, ", last: {last}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// When to try again.
+///
+/// ```
+/// # use std::time::Duration;
+/// use beluga_http_client::{Outcome, RetryError, RetryPolicy};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let policy = RetryPolicy::new(Duration::from_millis(1), Duration::from_millis(4)).max_attempts(3);
+/// let result: Result<(), RetryError<String>> = policy
+///     .run(None, |_left| async { Outcome::Retry { why: "503".into(), retry_after: None } })
+///     .await;
+/// assert_eq!(result, Err(RetryError::GaveUp { attempts: 3, last: "503".into() }));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_attempts: u32,
+    jitter: bool,
+}
+
+impl RetryPolicy {
+    /// Backoff starting at `initial`, doubling up to `max`, with jitter, as
+    /// many attempts as a deadline allows.
+    pub fn new(initial: Duration, max: Duration) -> RetryPolicy {
+        RetryPolicy {
+            initial_backoff: initial,
+            max_backoff: max.max(initial),
+            max_attempts: u32::MAX,
+            jitter: true,
+        }
+    }
+
+    /// At most `attempts` attempts (at least one).
+    pub fn max_attempts(mut self, attempts: u32) -> RetryPolicy {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Waits exactly the backoff, without jitter (for tests).
+    pub fn without_jitter(mut self) -> RetryPolicy {
+        self.jitter = false;
+        self
+    }
+
+    /// Runs `attempt` until it is done, fails for good, the attempts run
+    /// out, or `deadline` passes. `attempt` gets the time left before the
+    /// deadline, to bound its own timeout. Between attempts the policy waits
+    /// the server's `Retry-After` if it gave one, else the backoff (times a
+    /// jitter factor in [0.5, 1) so that many exporters do not retry in
+    /// lockstep). It never waits past the deadline; without a deadline it
+    /// never waits longer than the maximum backoff: a server asking for
+    /// longer makes it give up and say so.
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        deadline: Option<Instant>,
+        mut attempt: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(Option<Duration>) -> Fut,
+        Fut: Future<Output = Outcome<T, E>>,
+    {
+        let mut backoff = self.initial_backoff;
+        let mut attempts = 0u32;
+        let mut last = None;
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Err(RetryError::DeadlineExceeded { attempts, last });
+            }
+            attempts += 1;
+            let (why, retry_after) = match attempt(left).await {
+                Outcome::Done(value) => return Ok(value),
+                Outcome::Fatal(error) => return Err(RetryError::Fatal { error, attempts }),
+                Outcome::Retry { why, retry_after } => (why, retry_after),
+            };
+            let wait = retry_after.unwrap_or_else(|| {
+                if self.jitter {
+                    backoff.mul_f64(jitter())
+                } else {
+                    backoff
+                }
+            });
+            backoff = backoff.saturating_mul(2).min(self.max_backoff);
+            let too_long = match deadline {
+                Some(deadline) => Instant::now() + wait >= deadline,
+                None => wait > self.max_backoff,
+            };
+            if attempts >= self.max_attempts || too_long {
+                let last = match retry_after {
+                    Some(asked) if too_long => format!("{why} (asked to retry after {asked:?})"),
+                    _ => why,
+                };
+                return Err(RetryError::GaveUp { attempts, last });
+            }
+            last = Some(why);
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A factor in [0.5, 1.0).
+fn jitter() -> f64 {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    0.5 + (random % 1000) as f64 / 2000.0
+}
+
+/// The `Retry-After` header in seconds (the HTTP-date form is not honoured
+/// and reads as absent).
+///
+/// ```
+/// # use beluga_http_client::{http::{HeaderMap, HeaderValue}, retry_after};
+/// let mut headers = HeaderMap::new();
+/// headers.insert("retry-after", HeaderValue::from_static("3"));
+/// assert_eq!(retry_after(&headers), Some(std::time::Duration::from_secs(3)));
+/// ```
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_and_retry_after() {
+        let policy = RetryPolicy::new(Duration::from_secs(1), Duration::from_secs(4));
+        // A Retry-After past the deadline gives up at once, counting the attempt.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let result: Result<(), RetryError<()>> = policy
+            .run(Some(deadline), |_| async {
+                Outcome::Retry {
+                    why: "503".into(),
+                    retry_after: Some(Duration::from_secs(3600)),
+                }
+            })
+            .await;
+        assert!(matches!(
+            result,
+            Err(RetryError::GaveUp { attempts: 1, .. })
+        ));
+        // Fatal keeps the attempt count.
+        let mut n = 0;
+        let result: Result<(), RetryError<&str>> = policy
+            .run(None, |_| {
+                n += 1;
+                let outcome = if n < 3 {
+                    Outcome::Retry {
+                        why: "reset".into(),
+                        retry_after: None,
+                    }
+                } else {
+                    Outcome::Fatal("400")
+                };
+                async move { outcome }
+            })
+            .await;
+        assert_eq!(
+            result,
+            Err(RetryError::Fatal {
+                error: "400",
+                attempts: 3
+            })
+        );
+        // Without a deadline, a Retry-After longer than the longest backoff gives up.
+        let result: Result<(), RetryError<()>> = policy
+            .run(None, |_| async {
+                Outcome::Retry {
+                    why: "429".into(),
+                    retry_after: Some(Duration::from_secs(5)),
+                }
+            })
+            .await;
+        assert!(
+            matches!(result, Err(RetryError::GaveUp { attempts: 1, ref last }) if last.contains("5s"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_up_to_the_max() {
+        let policy = RetryPolicy::new(Duration::from_millis(100), Duration::from_millis(400))
+            .without_jitter()
+            .max_attempts(5);
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        let _: Result<(), RetryError<()>> = policy
+            .run(None, |_| {
+                seen.push(start.elapsed().as_millis());
+                async {
+                    Outcome::Retry {
+                        why: "x".into(),
+                        retry_after: None,
+                    }
+                }
+            })
+            .await;
+        assert_eq!(seen, [0, 100, 300, 700, 1100]);
+    }
+}
