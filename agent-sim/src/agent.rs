@@ -22,15 +22,9 @@ use crate::scenario::Scenario;
 
 /// Totals one agent accumulates; summed into the report.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
-    pub turns: u64,
-    pub api_requests: u64,
-    pub llm_calls: u64,
-    pub tokens_input: u64,
-    pub tokens_output: u64,
-    pub errors: u64,
-    pub unsafe_flags: u64,
-    pub metric_ops: u64,
+pub(crate) struct Stats {
+    /// What the agents did: the counts the report shows as they are.
+    pub totals: Totals,
     /// Metric operations in the turns whose recording was timed.
     pub timed_ops: u64,
     /// Time spent recording in the timed turns, clock overhead removed.
@@ -42,8 +36,21 @@ pub struct Stats {
     pub wall_ns: u64,
 }
 
-impl std::ops::AddAssign for Stats {
-    fn add_assign(&mut self, o: Stats) {
+/// Counts of what the agents did, summed over agents and reported as is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Totals {
+    pub turns: u64,
+    pub api_requests: u64,
+    pub llm_calls: u64,
+    pub tokens_input: u64,
+    pub tokens_output: u64,
+    pub errors: u64,
+    pub unsafe_flags: u64,
+    pub metric_ops: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, o: Totals) {
         self.turns += o.turns;
         self.api_requests += o.api_requests;
         self.llm_calls += o.llm_calls;
@@ -52,6 +59,12 @@ impl std::ops::AddAssign for Stats {
         self.errors += o.errors;
         self.unsafe_flags += o.unsafe_flags;
         self.metric_ops += o.metric_ops;
+    }
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.totals += o.totals;
         self.timed_ops += o.timed_ops;
         self.timed_record_ns += o.timed_record_ns;
         self.simulated_ns += o.simulated_ns;
@@ -62,17 +75,17 @@ impl std::ops::AddAssign for Stats {
 /// Live counters the terminal view reads while agents run (published every
 /// 64 turns, so the hot loop stays free of shared writes).
 #[derive(Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub api_requests: AtomicU64,
     pub errors: AtomicU64,
     pub unsafe_flags: AtomicU64,
     pub metric_ops: AtomicU64,
 }
 
-pub type SharedProgress = Arc<[CachePadded<Progress>]>;
+pub(crate) type SharedProgress = Arc<[CachePadded<Progress>]>;
 
 /// Distributions drawn from, built once from the seed and shared.
-pub struct Workload {
+pub(crate) struct Workload {
     pub scenario: Scenario,
     models: Weighted,
     tenants: Weighted,
@@ -86,7 +99,7 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn new(scenario: Scenario, seed: u64) -> Workload {
+    pub(crate) fn new(scenario: Scenario, seed: u64) -> Workload {
         let mut rng = Rng::new(seed ^ 0xA5A5_5A5A_DEAD_BEEF);
         let per_model =
             |f: &dyn Fn(&crate::scenario::Model) -> (f64, f64), rng: &mut Rng| -> Vec<LogNormal> {
@@ -130,7 +143,7 @@ impl Workload {
 }
 
 /// Every series a turn records into, resolved once for all agents.
-pub struct Handles {
+pub(crate) struct Handles {
     llm: Vec<Vec<LlmCallHandle>>,
     tools: Vec<Vec<ToolCallHandle>>,
     safety: Vec<SafetyCheckHandle>,
@@ -145,7 +158,7 @@ const API_UNAVAILABLE: usize = 2;
 
 impl Handles {
     /// `None` when the monitor's metrics are off.
-    pub fn resolve(
+    pub(crate) fn resolve(
         metrics: &AgentMetrics,
         scenario: &Scenario,
     ) -> Result<Option<Handles>, MonitorError> {
@@ -203,7 +216,7 @@ impl Handles {
     }
 
     /// The duration histogram and token counters of one model for one tenant.
-    pub fn llm(&self, model: usize, tenant: usize) -> &LlmCallHandle {
+    pub(crate) fn llm(&self, model: usize, tenant: usize) -> &LlmCallHandle {
         &self.llm[model][tenant]
     }
 }
@@ -236,7 +249,7 @@ struct Turn {
     api_status: usize,
 }
 
-pub struct Agent {
+pub(crate) struct Agent {
     index: usize,
     rng: Rng,
     workload: Arc<Workload>,
@@ -251,7 +264,7 @@ pub struct Agent {
 }
 
 /// How long a pair of clock reads takes, to subtract from timed blocks.
-pub fn clock_overhead_ns() -> u64 {
+pub(crate) fn clock_overhead_ns() -> u64 {
     (0..5)
         .map(|_| {
             let start = Instant::now();
@@ -269,7 +282,7 @@ fn ms(d: f64) -> Duration {
 }
 
 impl Agent {
-    pub fn new(
+    pub(crate) fn new(
         index: usize,
         seed: u64,
         workload: Arc<Workload>,
@@ -296,7 +309,7 @@ impl Agent {
 
     /// Runs turns at `rate` per second (0: as fast as possible) until
     /// `duration` has passed (when given) or `stop` is set.
-    pub fn run(mut self, rate: f64, duration: Option<Duration>, stop: &AtomicBool) -> Stats {
+    pub(crate) fn run(mut self, rate: f64, duration: Option<Duration>, stop: &AtomicBool) -> Stats {
         let start = Instant::now();
         self.publish_every = if rate > 0.0 { 1 } else { 64 };
         if rate > 0.0 {
@@ -332,10 +345,12 @@ impl Agent {
 
     fn publish(&self) {
         let p = &self.progress[self.index];
-        p.api_requests.store(self.stats.api_requests, Relaxed);
-        p.errors.store(self.stats.errors, Relaxed);
-        p.unsafe_flags.store(self.stats.unsafe_flags, Relaxed);
-        p.metric_ops.store(self.stats.metric_ops, Relaxed);
+        p.api_requests
+            .store(self.stats.totals.api_requests, Relaxed);
+        p.errors.store(self.stats.totals.errors, Relaxed);
+        p.unsafe_flags
+            .store(self.stats.totals.unsafe_flags, Relaxed);
+        p.metric_ops.store(self.stats.totals.metric_ops, Relaxed);
     }
 
     fn draw(&mut self) -> Turn {
@@ -406,7 +421,7 @@ impl Agent {
 
     fn turn(&mut self) {
         let turn = self.draw();
-        let timed = self.stats.turns % 16 == 0;
+        let timed = self.stats.totals.turns % 16 == 0;
         let started = timed.then(Instant::now);
         let ops = self.record(&turn);
         if let Some(started) = started {
@@ -414,9 +429,9 @@ impl Agent {
             self.stats.timed_record_ns += ns.saturating_sub(self.clock_overhead_ns);
             self.stats.timed_ops += ops;
         }
-        self.stats.metric_ops += ops;
-        self.stats.turns += 1;
-        if self.stats.turns % self.publish_every == 0 {
+        self.stats.totals.metric_ops += ops;
+        self.stats.totals.turns += 1;
+        if self.stats.totals.turns % self.publish_every == 0 {
             self.publish();
         }
     }
@@ -437,7 +452,7 @@ impl Agent {
 
         for &(latency, kind) in &turn.attempts[..turn.attempt_count] {
             simulated_ms += latency;
-            self.stats.llm_calls += 1;
+            self.stats.totals.llm_calls += 1;
             match kind {
                 None => {
                     let llm = &h.llm[turn.model][turn.tenant];
@@ -447,8 +462,8 @@ impl Agent {
                         + turn.output as f64 / 1000.0 * model.usd_per_1k_output;
                     llm.add_cost_usd(usd);
                     ops += 7;
-                    self.stats.tokens_input += turn.input;
-                    self.stats.tokens_output += turn.output;
+                    self.stats.totals.tokens_input += turn.input;
+                    self.stats.totals.tokens_output += turn.output;
                 }
                 Some(kind) => {
                     let call = LlmCall::chat(&model.provider, &model.name, tenant)
@@ -457,7 +472,7 @@ impl Agent {
                     let _ = metrics.record_llm_call(&call);
                     let _ = metrics.record_error("llm", kind);
                     ops += 2;
-                    self.stats.errors += 1;
+                    self.stats.totals.errors += 1;
                 }
             }
         }
@@ -470,7 +485,7 @@ impl Agent {
                 let _ = metrics.record_tool_call(name, tenant, ms(latency), Some(kind.as_str()));
                 let _ = metrics.record_error("tools", kind);
                 ops += 2;
-                self.stats.errors += 1;
+                self.stats.totals.errors += 1;
             } else {
                 h.tools[tool][turn.tenant].record(ms(latency));
                 ops += 1;
@@ -482,12 +497,12 @@ impl Agent {
         ops += 2;
         if turn.verdict == SafetyVerdict::Unsafe {
             ops += 1;
-            self.stats.unsafe_flags += 1;
+            self.stats.totals.unsafe_flags += 1;
         }
 
         h.api[turn.endpoint][turn.api_status].record(ms(simulated_ms));
         ops += 2;
-        self.stats.api_requests += 1;
+        self.stats.totals.api_requests += 1;
         if turn.api_status != API_OK {
             let kind = if turn.api_status == API_UNAVAILABLE {
                 ErrorKind::Unavailable
@@ -496,7 +511,7 @@ impl Agent {
             };
             let _ = metrics.record_error("api", kind);
             ops += 1;
-            self.stats.errors += 1;
+            self.stats.totals.errors += 1;
         }
 
         running.end_with_duration(ms(simulated_ms));

@@ -8,7 +8,7 @@ use clap::{Parser, ValueEnum};
 use crate::exporter::{ExporterKind, Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     /// One JSON object on stdout at exit.
     Json,
 }
@@ -18,7 +18,7 @@ fn default_agents() -> usize {
 }
 
 /// Parses `20s`, `2m`, `1h30m`, `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || {
         format!("invalid duration {text:?}: use a number with a unit, like 20s, 2m, 1h30m or 500ms")
     };
@@ -56,7 +56,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     version,
     about = "Simulates AI agents (LLM calls, tools, safety checks, API requests) and records their metrics with beluga-metrics."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Simulated agents, one thread each (default: one per core).
     #[arg(long, default_value_t = default_agents())]
     pub agents: usize,
@@ -108,7 +108,7 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn exporter_settings(&self) -> Settings {
+    pub(crate) fn exporter_settings(&self) -> Settings {
         Settings {
             kind: self
                 .exporter

@@ -12,7 +12,7 @@ compile_error!("agent-sim needs an exporter: enable the `prometheus` or the `otl
 
 /// Which exporter to run, when both are compiled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExporterKind {
+pub(crate) enum ExporterKind {
     /// Serve /metrics for Prometheus to scrape.
     #[cfg(feature = "prometheus")]
     Prometheus,
@@ -22,7 +22,7 @@ pub enum ExporterKind {
 }
 
 impl ExporterKind {
-    pub fn default_for_build() -> ExporterKind {
+    pub(crate) fn default_for_build() -> ExporterKind {
         #[cfg(feature = "prometheus")]
         return ExporterKind::Prometheus;
         #[cfg(not(feature = "prometheus"))]
@@ -30,7 +30,7 @@ impl ExporterKind {
     }
 }
 
-pub struct Settings {
+pub(crate) struct Settings {
     pub kind: ExporterKind,
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub listen: String,
@@ -41,7 +41,7 @@ pub struct Settings {
 }
 
 /// A running exporter.
-pub enum Running {
+pub(crate) enum Running {
     #[cfg(feature = "prometheus")]
     Prometheus(beluga_exporter_prometheus::ExporterThread),
     #[cfg(feature = "otlp")]
@@ -49,7 +49,7 @@ pub enum Running {
 }
 
 impl Running {
-    pub fn start(
+    pub(crate) fn start(
         settings: &Settings,
         monitor: &Monitor,
         runtime: &tokio::runtime::Runtime,
@@ -82,7 +82,7 @@ impl Running {
     }
 
     /// Where the metrics go, for the banner.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             #[cfg(feature = "prometheus")]
             Running::Prometheus(e) => format!("serving http://{}/metrics", e.local_addr()),
@@ -93,7 +93,7 @@ impl Running {
 
     /// Lets the last totals out: Prometheus gets until `wait` to scrape once
     /// more (only if something has been scraping), OTLP makes a final export.
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         wait: Duration,
         runtime: &tokio::runtime::Runtime,

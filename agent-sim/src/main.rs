@@ -7,6 +7,8 @@
 //! they can and the final report gives metric operations per second and the
 //! measured cost per operation.
 
+#![forbid(unsafe_code)]
+
 mod agent;
 mod cli;
 mod exporter;

@@ -4,21 +4,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::agent::Stats;
+use crate::agent::{Stats, Totals};
 
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub duration_s: f64,
     pub agents: usize,
     pub seed: u64,
-    pub turns: u64,
-    pub api_requests: u64,
-    pub llm_calls: u64,
-    pub tokens_input: u64,
-    pub tokens_output: u64,
-    pub errors: u64,
-    pub unsafe_flags: u64,
-    pub metric_ops: u64,
+    #[serde(flatten)]
+    pub totals: Totals,
     pub metric_ops_per_sec: f64,
     /// Measured cost of one metric operation (timed every 16th turn, clock
     /// overhead removed).
@@ -32,28 +26,21 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(stats: &Stats, elapsed: Duration, agents: usize, seed: u64) -> Report {
+    pub(crate) fn new(stats: &Stats, elapsed: Duration, agents: usize, seed: u64) -> Report {
         let duration_s = elapsed.as_secs_f64();
         let per_op = if stats.timed_ops > 0 {
             stats.timed_record_ns as f64 / stats.timed_ops as f64
         } else {
             0.0
         };
-        let record_ns_estimate = per_op * stats.metric_ops as f64;
+        let record_ns_estimate = per_op * stats.totals.metric_ops as f64;
         Report {
             duration_s,
             agents,
             seed,
-            turns: stats.turns,
-            api_requests: stats.api_requests,
-            llm_calls: stats.llm_calls,
-            tokens_input: stats.tokens_input,
-            tokens_output: stats.tokens_output,
-            errors: stats.errors,
-            unsafe_flags: stats.unsafe_flags,
-            metric_ops: stats.metric_ops,
+            totals: stats.totals,
             metric_ops_per_sec: if duration_s > 0.0 {
-                stats.metric_ops as f64 / duration_s
+                stats.totals.metric_ops as f64 / duration_s
             } else {
                 0.0
             },
@@ -66,7 +53,7 @@ impl Report {
         }
     }
 
-    pub fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         format!(
             "agent-sim: {turns} turns by {agents} agent(s) in {d:.1} s (seed {seed})\n\
              \x20 api requests   {api}\n\
@@ -76,17 +63,17 @@ impl Report {
              \x20 unsafe flags   {unsafe_}\n\
              \x20 metric ops     {ops} ({ops_s})\n\
              \x20 overhead       {ns:.2} ns/op = {agent:.5} % of simulated agent time, {wall:.1} % of the simulator's busy loop\n",
-            turns = self.turns,
+            turns = self.totals.turns,
             agents = self.agents,
             d = self.duration_s,
             seed = self.seed,
-            api = self.api_requests,
-            llm = self.llm_calls,
-            ti = self.tokens_input,
-            to = self.tokens_output,
-            err = self.errors,
-            unsafe_ = self.unsafe_flags,
-            ops = self.metric_ops,
+            api = self.totals.api_requests,
+            llm = self.totals.llm_calls,
+            ti = self.totals.tokens_input,
+            to = self.totals.tokens_output,
+            err = self.totals.errors,
+            unsafe_ = self.totals.unsafe_flags,
+            ops = self.totals.metric_ops,
             ops_s = if self.metric_ops_per_sec >= 1e6 {
                 format!("{:.1} M/s", self.metric_ops_per_sec / 1e6)
             } else {

@@ -5,15 +5,15 @@
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for a
 /// workload generator.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
     #[inline]
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -23,22 +23,22 @@ impl Rng {
 
     /// Uniform in [0, 1).
     #[inline]
-    pub fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     #[inline]
-    pub fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }
 
     #[inline]
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// A standard normal variate (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
+    pub(crate) fn normal(&mut self) -> f64 {
         let u1 = self.unit().max(f64::MIN_POSITIVE);
         let u2 = self.unit();
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -50,10 +50,10 @@ const TABLE: usize = 4096;
 /// 4,096 precomputed draws of a log-normal distribution with a given
 /// median and 99th percentile.
 #[derive(Debug, Clone)]
-pub struct LogNormal(Box<[f64]>);
+pub(crate) struct LogNormal(Box<[f64]>);
 
 impl LogNormal {
-    pub fn new(median: f64, p99: f64, rng: &mut Rng) -> LogNormal {
+    pub(crate) fn new(median: f64, p99: f64, rng: &mut Rng) -> LogNormal {
         // p99 = median * exp(2.326 * sigma)
         let sigma = (p99 / median).ln().max(0.0) / 2.326;
         LogNormal(
@@ -64,17 +64,17 @@ impl LogNormal {
     }
 
     #[inline]
-    pub fn draw(&self, rng: &mut Rng) -> f64 {
+    pub(crate) fn draw(&self, rng: &mut Rng) -> f64 {
         self.0[(rng.next_u64() >> 52) as usize]
     }
 }
 
 /// Picks an index with probability proportional to its weight.
 #[derive(Debug, Clone)]
-pub struct Weighted(Box<[f64]>);
+pub(crate) struct Weighted(Box<[f64]>);
 
 impl Weighted {
-    pub fn new(weights: impl IntoIterator<Item = f64>) -> Weighted {
+    pub(crate) fn new(weights: impl IntoIterator<Item = f64>) -> Weighted {
         let mut total = 0.0;
         let cumulative: Vec<f64> = weights
             .into_iter()
@@ -87,7 +87,7 @@ impl Weighted {
     }
 
     #[inline]
-    pub fn pick(&self, rng: &mut Rng) -> usize {
+    pub(crate) fn pick(&self, rng: &mut Rng) -> usize {
         let u = rng.unit();
         self.0
             .iter()

@@ -7,11 +7,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// The default scenario, shipped as a file users can copy.
-pub const DEFAULT_TOML: &str = include_str!("../../deploy/scenarios/default.toml");
+pub(crate) const DEFAULT_TOML: &str = include_str!("../../deploy/scenarios/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     pub models: Vec<Model>,
     pub tenants: Vec<Tenant>,
     pub tools: Vec<Tool>,
@@ -22,7 +22,7 @@ pub struct Scenario {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Model {
+pub(crate) struct Model {
     pub provider: String,
     pub name: String,
     pub weight: f64,
@@ -38,14 +38,14 @@ pub struct Model {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tenant {
+pub(crate) struct Tenant {
     pub name: String,
     pub weight: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tool {
+pub(crate) struct Tool {
     pub name: String,
     pub latency_ms_median: f64,
     pub latency_ms_p99: f64,
@@ -54,7 +54,7 @@ pub struct Tool {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Rates {
+pub(crate) struct Rates {
     pub tool_calls_per_turn: f64,
     pub unsafe_rate: f64,
     pub safety_error_rate: f64,
@@ -64,7 +64,7 @@ pub struct Rates {
 
 /// Why a scenario cannot be used.
 #[derive(Debug)]
-pub enum ScenarioError {
+pub(crate) enum ScenarioError {
     Read {
         path: String,
         source: std::io::Error,
@@ -95,11 +95,11 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl Scenario {
-    pub fn default_scenario() -> Scenario {
+    pub(crate) fn default_scenario() -> Scenario {
         Scenario::parse("<built-in default>", DEFAULT_TOML).expect("the built-in scenario is valid")
     }
 
-    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    pub(crate) fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: shown.clone(),
@@ -108,7 +108,7 @@ impl Scenario {
         Scenario::parse(&shown, &text)
     }
 
-    pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    pub(crate) fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             path: path.to_string(),
             message: e.to_string(),

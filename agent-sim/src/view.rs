@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::agent::{Handles, SharedProgress};
 use crate::scenario::Scenario;
 
-pub struct LiveView {
+pub(crate) struct LiveView {
     started: Instant,
     duration: Option<Duration>,
     last: Option<(Instant, [u64; 3], Vec<u64>)>,
@@ -21,7 +21,7 @@ fn bar(fraction: f64, width: usize) -> String {
 }
 
 impl LiveView {
-    pub fn new(duration: Option<Duration>) -> LiveView {
+    pub(crate) fn new(duration: Option<Duration>) -> LiveView {
         LiveView {
             started: Instant::now(),
             duration,
@@ -31,7 +31,7 @@ impl LiveView {
     }
 
     /// Redraws the view on stderr.
-    pub fn draw(
+    pub(crate) fn draw(
         &mut self,
         progress: &SharedProgress,
         handles: &Handles,

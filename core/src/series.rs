@@ -16,6 +16,14 @@ pub struct Series<S> {
     pub(crate) storage: S,
 }
 
+impl<S> std::fmt::Debug for Series<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Series")
+            .field("label_values", &self.label_values)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> Series<S> {
     /// A series of the family described by `desc`, labelled with
     /// `(name, value)` pairs in the family's label order.

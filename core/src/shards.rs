@@ -105,6 +105,15 @@ pub struct Shards {
     arena_chunk: Option<usize>,
 }
 
+impl std::fmt::Debug for Shards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shards")
+            .field("owned", &self.owned)
+            .field("sum", &self.sum_u64())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Shards {
     /// Cells for one counter from the process-wide arena.
     #[cfg(not(loom))]
@@ -141,7 +150,12 @@ impl Shards {
 
     fn in_chunk(chunk: Arc<Chunk>, index: usize, arena_chunk: Option<usize>) -> Self {
         Shards {
-            first: chunk.cell(0, index),
+            // From the array's own pointer, not from a reference to one
+            // cell: a pointer made from `&cells[index]` may only reach that
+            // one cell (Miri's Stacked Borrows check rejects the stride
+            // arithmetic below otherwise). `index < stride`, so this stays
+            // inside stripe 0.
+            first: chunk.cells.as_ptr().wrapping_add(index),
             stride: chunk.stride,
             owned: chunk.stripes - 1,
             chunk,

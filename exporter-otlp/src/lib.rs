@@ -67,6 +67,7 @@
 //! `beluga_otlp_rejected_data_points_total`. Nothing panics and nothing is logged.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod config;
 mod convert;

@@ -48,6 +48,7 @@
 //!   `beluga_exporter_errors_total{reason}`.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod auth;
 mod push;
@@ -312,10 +313,12 @@ impl ExporterBuilder {
         let (stop, stopped) = watch::channel(false);
         let task = runtime.spawn(server::serve(listener, shared.clone(), limits, stopped));
         Ok(ExporterHandle {
-            local_addr,
-            stop,
+            running: Running {
+                local_addr,
+                stop,
+                shared,
+            },
             task,
-            shared,
         })
     }
 
@@ -359,63 +362,70 @@ impl ExporterBuilder {
                 source,
             })?;
         Ok(ExporterThread {
-            local_addr,
-            stop,
+            running: Running {
+                local_addr,
+                stop,
+                shared: served,
+            },
             thread,
-            shared: served,
         })
     }
 }
 
-/// A running exporter on a tokio runtime.
-pub struct ExporterHandle {
+/// What both kinds of running exporter hold: where they listen, how to stop
+/// them, and the state their requests share.
+struct Running {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
     shared: Arc<server::Shared>,
 }
 
-impl fmt::Debug for ExporterHandle {
+impl Running {
+    fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl fmt::Debug for Running {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExporterHandle")
+        f.debug_struct("Running")
             .field("local_addr", &self.local_addr)
+            .field("scrapes_served", &self.shared.scrapes_served())
             .finish_non_exhaustive()
     }
+}
+
+/// A running exporter on a tokio runtime.
+#[derive(Debug)]
+pub struct ExporterHandle {
+    running: Running,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl ExporterHandle {
     /// Scrapes answered with metrics so far (both formats).
     pub fn scrapes_served(&self) -> u64 {
-        self.shared.scrapes_served()
+        self.running.shared.scrapes_served()
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.running.local_addr
     }
 
     /// Stops accepting, lets in-flight scrapes finish (up to the response
     /// timeout), and returns when the server is gone.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.running.stop();
         let _ = self.task.await;
     }
 }
 
 /// A running exporter on its own thread.
+#[derive(Debug)]
 pub struct ExporterThread {
-    local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    running: Running,
     thread: std::thread::JoinHandle<()>,
-    shared: Arc<server::Shared>,
-}
-
-impl fmt::Debug for ExporterThread {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExporterThread")
-            .field("local_addr", &self.local_addr)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ExporterThread {
@@ -432,17 +442,17 @@ impl ExporterThread {
     /// # Ok::<(), beluga_exporter_prometheus::ExporterError>(())
     /// ```
     pub fn scrapes_served(&self) -> u64 {
-        self.shared.scrapes_served()
+        self.running.shared.scrapes_served()
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.running.local_addr
     }
 
     /// Stops accepting, lets in-flight scrapes finish, and joins the thread.
     pub fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.running.stop();
         let _ = self.thread.join();
     }
 }

@@ -25,6 +25,9 @@
 //! # Ok::<(), beluga_monitor::MonitorError>(())
 //! ```
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 mod custom;
 mod error;
 mod handles;

@@ -75,6 +75,15 @@ pub struct FloatCounterStorage {
     invalid: AtomicU64,
 }
 
+impl std::fmt::Debug for FloatCounterStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FloatCounterStorage")
+            .field("sum", &self.shards.sum_f64())
+            .field("invalid", &self.invalid.load(Relaxed))
+            .finish()
+    }
+}
+
 /// A handle to one monotonically increasing `f64` series, for amounts such
 /// as cost in US dollars. Cloning is cheap.
 ///

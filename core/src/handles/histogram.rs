@@ -114,6 +114,7 @@ impl Histogram {
 /// Records the time since it was started into a histogram when dropped.
 /// Made by [`Histogram::start_timer`].
 #[must_use = "the timer records when dropped; binding it to `_` drops it at once"]
+#[derive(Debug)]
 pub struct HistogramTimer<'a> {
     histogram: &'a Histogram,
     start: Instant,

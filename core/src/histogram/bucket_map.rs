@@ -23,6 +23,14 @@ pub struct BucketMap {
     inv_resolution: f64,
 }
 
+impl std::fmt::Debug for BucketMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BucketMap")
+            .field("bounds", &self.bounds())
+            .finish_non_exhaustive()
+    }
+}
+
 impl BucketMap {
     /// Builds the table for boundaries already checked by `Buckets::check`
     /// (finite, strictly increasing, at most 255).

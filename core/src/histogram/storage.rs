@@ -52,6 +52,15 @@ pub struct HistogramStorage {
     invalid: AtomicU64,
 }
 
+impl std::fmt::Debug for HistogramStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistogramStorage")
+            .field("bounds", &self.bucket_map().bounds())
+            .field("invalid", &self.invalid_count())
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct ThreadHistogram {
     buckets: Box<[AtomicU64]>,
     sum: AtomicU64,

@@ -1,6 +1,6 @@
 //! The Python OTLP receiver as a test fixture. It decodes with the PyPI
 //! `opentelemetry-proto` package, independently of the exporter's code.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,6 @@
 //! Test harness: real Prometheus and Pushgateway processes on 127.0.0.1,
 //! and a minimal blocking HTTP client. Everything polls for readiness.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
