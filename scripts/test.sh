@@ -52,6 +52,21 @@ say "loom models (RUSTFLAGS=--cfg loom)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p beluga-metrics --lib --release -- loom_models
 
+say "Miri: the shard arena, thread slots and the lookup cache (undefined behaviour checks)"
+# Miri needs the nightly toolchain's miri and rust-src components. They are
+# installed here when rustup can fetch them; where it cannot, the step says
+# so and the loom models above remain the check of these protocols.
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal -c miri -c rust-src >/dev/null 2>&1 \
+        || rustup +nightly component add miri rust-src >/dev/null 2>&1 || true
+fi
+if cargo +nightly miri --version >/dev/null 2>&1; then
+    cargo +nightly miri test -p beluga-metrics --lib -- shards thread_slot 2>&1 | tee -a "$log"
+    cargo +nightly miri test -p beluga-metrics --test lookup_cache 2>&1 | tee -a "$log"
+else
+    echo "Miri is not available on this machine (no nightly miri component): skipped"
+fi
+
 say "benchmarks, quick mode (they compile and run; numbers are not checked here)"
 BELUGA_BENCH_QUICK=1 cargo bench -p beluga-benches
 
