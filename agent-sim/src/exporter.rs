@@ -103,11 +103,14 @@ impl Running {
         match self {
             #[cfg(feature = "prometheus")]
             Running::Prometheus(exporter) => {
-                let before = exporter.scrapes_served();
-                if before > 0 {
+                // Only a complete GET whose encode began after the agents
+                // stopped carries the final totals (a HEAD, or a scrape
+                // already encoding, does not).
+                let mark = exporter.scrape_mark();
+                if exporter.scrapes_served() > 0 {
                     eprintln!("agents stopped; waiting for one more scrape so it sees the final totals (Ctrl-C again to skip)");
                     let deadline = std::time::Instant::now() + wait;
-                    while exporter.scrapes_served() == before
+                    while !exporter.delivered_since(mark)
                         && std::time::Instant::now() < deadline
                         && !stop_waiting.load(std::sync::atomic::Ordering::Relaxed)
                     {

@@ -39,7 +39,11 @@
 //!   `header_read_timeout` (default 10 s; a client that connects and sends
 //!   nothing is disconnected) and fit in `max_header_bytes` (default 16 KiB;
 //!   larger ones get `431`). An encode slower than `response_timeout`
-//!   (default 10 s) gets `503`.
+//!   (default 10 s) gets `503` (the encode keeps its slot until it really
+//!   ends). At most `max_connections` connections are open (default 256;
+//!   more are closed at once); a response the client does not read for
+//!   `write_timeout` (default 30 s), or a connection that carries nothing for
+//!   `idle_timeout` (default 5 min), is closed.
 //! * **Security:** without [`ExporterBuilder::auth`] the endpoint is public
 //!   to whoever can reach the port. With it, requests without the exact
 //!   `Authorization` header get `401` and a `WWW-Authenticate` challenge.
@@ -149,6 +153,9 @@ pub struct ExporterBuilder {
     header_read_timeout: Duration,
     response_timeout: Duration,
     max_header_bytes: usize,
+    max_connections: usize,
+    write_timeout: Duration,
+    idle_timeout: Duration,
     gzip: bool,
 }
 
@@ -164,6 +171,9 @@ impl Default for ExporterBuilder {
             header_read_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
+            max_connections: 256,
+            write_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
             gzip: true,
         }
     }
@@ -230,6 +240,31 @@ impl ExporterBuilder {
         self
     }
 
+    /// Most connections open at once (default 256, at least 1). A connection
+    /// past the cap is closed as soon as it is accepted and counted in
+    /// `beluga_exporter_errors_total{reason="connection_limit"}`, so a flood
+    /// of idle or slow clients cannot take every file descriptor.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long a response may wait on a client that does not read it
+    /// before the connection is closed (default 30 s; counted in
+    /// `beluga_exporter_errors_total{reason="write_timeout"}`).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// How long a keep-alive connection may carry nothing before it is
+    /// closed (default 5 min, well above any scrape interval; counted in
+    /// `beluga_exporter_errors_total{reason="idle_timeout"}`).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
     /// Whether to gzip responses when the scraper allows it (default on).
     pub fn gzip(mut self, enabled: bool) -> Self {
         self.gzip = enabled;
@@ -268,17 +303,21 @@ impl ExporterBuilder {
             registry,
             path: self.path,
             auth,
-            scrape_slots: Semaphore::new(self.max_concurrent_scrapes),
+            scrape_slots: Arc::new(Semaphore::new(self.max_concurrent_scrapes)),
             queue_timeout: self.queue_timeout,
             response_timeout: self.response_timeout,
             gzip: self.gzip,
             encoders: parking_lot::Mutex::new(Vec::new()),
             metrics,
+            deliveries: Arc::default(),
         });
         let limits = server::ConnectionLimits {
             header_read_timeout: self.header_read_timeout,
             max_header_bytes: self.max_header_bytes,
             drain_timeout: self.response_timeout,
+            max_connections: self.max_connections,
+            write_timeout: self.write_timeout,
+            idle_timeout: self.idle_timeout,
         };
         Ok((shared, limits, listener))
     }
@@ -386,6 +425,11 @@ impl Running {
     }
 }
 
+/// A point in an exporter's stream of scrapes, from
+/// [`ExporterThread::scrape_mark`] or [`ExporterHandle::scrape_mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScrapeMark(u64);
+
 impl fmt::Debug for Running {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Running")
@@ -411,6 +455,20 @@ impl ExporterHandle {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.running.local_addr
+    }
+
+    /// Marks now in the stream of scrapes, for [`delivered_since`](Self::delivered_since).
+    pub fn scrape_mark(&self) -> ScrapeMark {
+        ScrapeMark(self.running.shared.deliveries.mark())
+    }
+
+    /// Whether a `GET` of the metrics path whose encode began after `mark`
+    /// was answered in full (its whole body handed to the connection).
+    /// `HEAD` requests, refused or failed scrapes, and encodes already under
+    /// way at the mark do not count: a program that waits for "one more
+    /// scrape" after its last record uses this to know the scraper saw it.
+    pub fn delivered_since(&self, mark: ScrapeMark) -> bool {
+        self.running.shared.deliveries.delivered_since(mark.0)
     }
 
     /// Stops accepting, lets in-flight scrapes finish (up to the response
@@ -448,6 +506,20 @@ impl ExporterThread {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.running.local_addr
+    }
+
+    /// Marks now in the stream of scrapes, for [`delivered_since`](Self::delivered_since).
+    pub fn scrape_mark(&self) -> ScrapeMark {
+        ScrapeMark(self.running.shared.deliveries.mark())
+    }
+
+    /// Whether a `GET` of the metrics path whose encode began after `mark`
+    /// was answered in full (its whole body handed to the connection).
+    /// `HEAD` requests, refused or failed scrapes, and encodes already under
+    /// way at the mark do not count: a program that waits for "one more
+    /// scrape" after its last record uses this to know the scraper saw it.
+    pub fn delivered_since(&self, mark: ScrapeMark) -> bool {
+        self.running.shared.deliveries.delivered_since(mark.0)
     }
 
     /// Stops accepting, lets in-flight scrapes finish, and joins the thread.

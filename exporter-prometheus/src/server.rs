@@ -2,13 +2,16 @@
 
 use std::convert::Infallible;
 use std::io::Write;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use beluga_metrics::{Encoder, Format, Registry};
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::{Body, Incoming};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -25,13 +28,85 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) path: String,
     pub(crate) auth: Option<(Auth, String)>,
-    pub(crate) scrape_slots: Semaphore,
+    /// Encodes running at once; a permit lives as long as its encode, even
+    /// one that outlives the response timeout.
+    pub(crate) scrape_slots: Arc<Semaphore>,
     pub(crate) queue_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) gzip: bool,
     /// Encoders (and their grown buffers) reused from scrape to scrape.
     pub(crate) encoders: parking_lot::Mutex<Vec<Encoder>>,
     pub(crate) metrics: SelfMetrics,
+    pub(crate) deliveries: Arc<Deliveries>,
+}
+
+/// Which `GET` scrapes were delivered: each `GET` of the metrics path gets a
+/// sequence number when its encode starts, and the highest number whose
+/// whole body was handed to the connection is kept. So "a scrape that began
+/// after X was delivered" can be asked without counting `HEAD` requests,
+/// errors, or encodes that began before X.
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    begun: AtomicU64,
+    delivered: AtomicU64,
+}
+
+impl Deliveries {
+    /// The sequence number of the last `GET` encode begun so far.
+    pub(crate) fn mark(&self) -> u64 {
+        self.begun.load(Ordering::SeqCst)
+    }
+
+    /// Whether a `GET` whose encode began after `mark` was delivered.
+    pub(crate) fn delivered_since(&self, mark: u64) -> bool {
+        self.delivered.load(Ordering::SeqCst) > mark
+    }
+
+    fn begin(&self) -> u64 {
+        self.begun.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// A response body that records, for a `GET` scrape, when all of it has
+/// been handed to the connection.
+pub(crate) struct ScrapeBody {
+    inner: Full<Bytes>,
+    delivery: Option<(Arc<Deliveries>, u64)>,
+}
+
+impl ScrapeBody {
+    fn new(bytes: Bytes) -> Self {
+        ScrapeBody {
+            inner: Full::new(bytes),
+            delivery: None,
+        }
+    }
+}
+
+impl Body for ScrapeBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            if let Some((deliveries, sequence)) = self.delivery.take() {
+                deliveries.delivered.fetch_max(sequence, Ordering::SeqCst);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl Shared {
@@ -52,12 +127,131 @@ pub(crate) struct ConnectionLimits {
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) drain_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) write_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
-type HttpResponse = Response<Full<Bytes>>;
+/// A connection's stream, stamped with when it last moved bytes and since
+/// when a write has been waiting on the client, so the connection's
+/// watchdog can close a client that stopped reading or went quiet. Only
+/// bytes count as progress: hyper polls (and flushes) an idle connection
+/// whenever its task wakes, which must not keep it alive.
+struct WatchedStream {
+    stream: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+/// Milliseconds since the connection was accepted.
+#[derive(Default)]
+struct Activity {
+    last_progress: AtomicU64,
+    /// 0 when no write is blocked.
+    write_blocked_since: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl Activity {
+    fn now(&self) -> u64 {
+        let epoch = self.epoch.get_or_init(Instant::now);
+        // +1 so that 0 can mean "not blocked".
+        epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    fn progressed(&self) {
+        self.last_progress.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn write_blocked(&self, blocked: bool) {
+        if !blocked {
+            self.write_blocked_since.store(0, Ordering::Relaxed);
+        } else if self.write_blocked_since.load(Ordering::Relaxed) == 0 {
+            self.write_blocked_since
+                .store(self.now(), Ordering::Relaxed);
+        }
+    }
+
+    /// Why the connection should be closed now, if it should.
+    fn expired(&self, limits: &ConnectionLimits) -> Option<&'static str> {
+        let now = self.now();
+        let blocked = self.write_blocked_since.load(Ordering::Relaxed);
+        if blocked != 0 && now - blocked > limits.write_timeout.as_millis() as u64 {
+            return Some("write_timeout");
+        }
+        let last = self.last_progress.load(Ordering::Relaxed);
+        (now.saturating_sub(last) > limits.idle_timeout.as_millis() as u64)
+            .then_some("idle_timeout")
+    }
+}
+
+impl tokio::io::AsyncRead for WatchedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.progressed();
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for WatchedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.note_write(&polled);
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.note_write(&polled);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl WatchedStream {
+    fn note_write(&self, polled: &Poll<std::io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(written)) => {
+                self.activity.write_blocked(false);
+                if *written > 0 {
+                    self.activity.progressed();
+                }
+            }
+            Poll::Ready(Err(_)) => self.activity.write_blocked(false),
+            Poll::Pending => self.activity.write_blocked(true),
+        }
+    }
+}
+
+type HttpResponse = Response<ScrapeBody>;
 
 fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(ScrapeBody::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -75,6 +269,7 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let limits = Arc::new(limits);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -87,34 +282,62 @@ pub(crate) async fn serve(
                         continue;
                     }
                 };
+                while connections.try_join_next().is_some() {}
+                if connections.len() >= limits.max_connections {
+                    // Closed at once: a flood of clients must not take every
+                    // file descriptor from the scrapes that matter.
+                    shared.metrics.error("connection_limit");
+                    drop(stream);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let mut shutdown = shutdown.clone();
-                let header_read_timeout = limits.header_read_timeout;
-                let max_header_bytes = limits.max_header_bytes;
+                let limits = limits.clone();
                 connections.spawn(async move {
+                    let activity = Arc::new(Activity::default());
+                    activity.progressed();
+                    let io = TokioIo::new(WatchedStream {
+                        stream,
+                        activity: activity.clone(),
+                    });
+                    let metrics = shared.metrics.clone();
                     let service = service_fn(move |req| {
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(handle(&shared, req).await) }
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(header_read_timeout)
-                        .max_buf_size(max_header_bytes)
-                        .serve_connection(TokioIo::new(stream), service);
+                        .header_read_timeout(limits.header_read_timeout)
+                        .max_buf_size(limits.max_header_bytes)
+                        .serve_connection(io, service);
                     tokio::pin!(connection);
-                    tokio::select! {
-                        _ = connection.as_mut() => {}
-                        _ = shutdown.changed() => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
+                    let check_every = limits
+                        .write_timeout
+                        .min(limits.idle_timeout)
+                        .div_f64(4.0)
+                        .max(Duration::from_millis(10));
+                    let mut watchdog = tokio::time::interval(check_every);
+                    loop {
+                        tokio::select! {
+                            _ = connection.as_mut() => return,
+                            _ = watchdog.tick() => {
+                                if let Some(reason) = activity.expired(&limits) {
+                                    metrics.error(reason);
+                                    return; // drops the connection
+                                }
+                            }
+                            _ = shutdown.changed() => {
+                                connection.as_mut().graceful_shutdown();
+                                let _ = connection.await;
+                                return;
+                            }
                         }
                     }
                 });
             }
             _ = shutdown.changed() => break,
         }
-        while connections.try_join_next().is_some() {}
     }
     drop(listener);
     let drained = async { while connections.join_next().await.is_some() {} };
@@ -174,7 +397,10 @@ fn requested_format(req: &Request<Incoming>) -> Format {
     Format::from_accept(accept)
 }
 
-/// Whether `Accept-Encoding` allows gzip (explicitly or through `*`), q > 0.
+/// Whether `Accept-Encoding` allows gzip, as RFC 9110 reads it: an explicit
+/// `gzip` (or `x-gzip`) entry decides by its q-value; otherwise `*` does;
+/// `q=0` refuses. Coding and parameter names are case-insensitive; a q-value
+/// that does not parse counts as 0.
 fn accepts_gzip(req: &Request<Incoming>) -> bool {
     let Some(value) = req
         .headers()
@@ -183,17 +409,26 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
     else {
         return false;
     };
-    value.split(',').any(|item| {
-        let mut parts = item.split(';').map(str::trim);
-        let coding = parts.next().unwrap_or("").to_ascii_lowercase();
+    gzip_allowed(value)
+}
+
+fn gzip_allowed(accept_encoding: &str) -> bool {
+    let mut explicit = None;
+    let mut wildcard = None;
+    for item in accept_encoding.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
         let q = parts
-            .find_map(|p| {
-                p.strip_prefix("q=")
-                    .map(|q| q.parse::<f32>().unwrap_or(0.0))
-            })
-            .unwrap_or(1.0);
-        (coding == "gzip" || coding == "*") && q > 0.0
-    })
+            .filter_map(|p| p.split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, q)| q.trim().parse::<f32>().unwrap_or(0.0));
+        match coding.as_str() {
+            "gzip" | "x-gzip" => explicit = Some(explicit.map_or(q, |e: f32| e.max(q))),
+            "*" => wildcard = Some(q),
+            _ => {}
+        }
+    }
+    explicit.or(wildcard).is_some_and(|q| q > 0.0)
 }
 
 async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
@@ -227,27 +462,35 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     let format = requested_format(&req);
     let gzip = shared.gzip && accepts_gzip(&req);
 
-    let permit =
-        match tokio::time::timeout(shared.queue_timeout, shared.scrape_slots.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                shared.metrics.error("busy");
-                let mut response = plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many concurrent scrapes\n",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
-            }
-        };
+    let permit = match tokio::time::timeout(
+        shared.queue_timeout,
+        shared.scrape_slots.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            shared.metrics.error("busy");
+            let mut response = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many concurrent scrapes\n",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+    };
 
     let started = Instant::now();
+    let sequence = (req.method() == Method::GET).then(|| shared.deliveries.begin());
     let registry = shared.registry.clone();
     let mut encoder = shared.encoders.lock().pop().unwrap_or_default();
     // Encoding walks every series: run it off the runtime's worker threads.
+    // The permit moves with it, so an encode that outlives the response
+    // timeout still holds its slot until it really ends.
     let encode = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let encoded = encoder.encode(&registry, format);
         let plain_len = encoded.len();
         let body = if gzip {
@@ -264,7 +507,6 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
         (encoder, plain_len, body)
     });
     let outcome = tokio::time::timeout(shared.response_timeout, encode).await;
-    drop(permit);
     let (encoder, plain_len, body) = match outcome {
         Ok(Ok((encoder, plain_len, Ok(body)))) => (encoder, plain_len, body),
         Ok(_) => {
@@ -289,7 +531,9 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     shared.metrics.encoded_bytes.add(plain_len as u64);
     shared.metrics.duration.record_duration(started.elapsed());
 
-    let mut response = Response::new(Full::new(body));
+    let mut body = ScrapeBody::new(body);
+    body.delivery = sequence.map(|sequence| (shared.deliveries.clone(), sequence));
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -304,4 +548,34 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gzip_allowed;
+
+    #[test]
+    fn accept_encoding_follows_rfc_9110() {
+        let cases = [
+            ("gzip", true),
+            ("GZIP", true),
+            ("x-gzip", true),
+            ("deflate, gzip;q=0.5", true),
+            ("*", true),
+            ("gzip;q=0", false),
+            ("gzip;q=0.000", false),
+            ("gzip;Q=0", false),
+            ("gzip ; q = 0", false),
+            ("gzip;q=0, *", false),
+            ("*, gzip;q=0", false),
+            ("*;q=0", false),
+            ("identity", false),
+            ("gzip;q=nonsense", false),
+            ("br, *;q=0.1", true),
+            ("", false),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(gzip_allowed(header), expected, "{header:?}");
+        }
+    }
 }
