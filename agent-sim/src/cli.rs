@@ -17,7 +17,43 @@ fn default_agents() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Parses `20s`, `2m`, `1h30m`, `500ms`.
+/// The longest duration any flag takes: a year. Longer ones are refused
+/// with an error instead of overflowing a deadline somewhere later.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The most agents (one thread each) a run may start.
+pub(crate) const MAX_AGENTS: usize = 1024;
+
+/// The highest `--rate`, in turns per second per agent.
+pub(crate) const MAX_RATE: f64 = 1_000_000.0;
+
+/// Parses `--agents`: 1 to [`MAX_AGENTS`].
+pub(crate) fn parse_agents(text: &str) -> Result<usize, String> {
+    let agents: usize = text.trim().parse().map_err(|_| {
+        format!("invalid agent count {text:?}: use a whole number from 1 to {MAX_AGENTS}")
+    })?;
+    if !(1..=MAX_AGENTS).contains(&agents) {
+        return Err(format!(
+            "--agents must be at least 1 and at most {MAX_AGENTS} (one thread each), got {agents}"
+        ));
+    }
+    Ok(agents)
+}
+
+/// Parses `--rate`: turns per second per agent, 0 (stress mode) to [`MAX_RATE`].
+pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.trim().parse().map_err(|_| {
+        format!("invalid rate {text:?}: use turns per second per agent, 0 for stress mode")
+    })?;
+    if !(0.0..=MAX_RATE).contains(&rate) {
+        return Err(format!(
+            "--rate must be from 0 (stress mode) to {MAX_RATE} turns per second, got {text}"
+        ));
+    }
+    Ok(rate)
+}
+
+/// Parses `20s`, `2m`, `1h30m`, `500ms`: up to [`MAX_DURATION`].
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || {
         format!("invalid duration {text:?}: use a number with a unit, like 20s, 2m, 1h30m or 500ms")
@@ -44,7 +80,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => value * 3600.0,
             _ => return Err(bad()),
         };
-        total += Duration::try_from_secs_f64(seconds).map_err(|_| bad())?;
+        let too_long = || format!("duration {text:?} is longer than a year");
+        let part = Duration::try_from_secs_f64(seconds).map_err(|_| too_long())?;
+        total = total
+            .checked_add(part)
+            .filter(|t| *t <= MAX_DURATION)
+            .ok_or_else(too_long)?;
         rest = tail;
     }
     Ok(total)
@@ -58,7 +99,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 )]
 pub(crate) struct Args {
     /// Simulated agents, one thread each (default: one per core).
-    #[arg(long, default_value_t = default_agents())]
+    #[arg(long, default_value_t = default_agents(), value_parser = parse_agents)]
     pub agents: usize,
 
     /// How long to run, e.g. 20s, 2m (default: until Ctrl-C).
@@ -66,7 +107,7 @@ pub(crate) struct Args {
     pub duration: Option<Duration>,
 
     /// Turns per second per agent; 0 runs as fast as possible (stress mode).
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = parse_rate)]
     pub rate: f64,
 
     /// Address of the /metrics endpoint (Prometheus exporter).
@@ -131,8 +172,83 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "20", "s", "5 minutes", "-1s", "3d"] {
+        assert_eq!(parse_duration("1h1h"), Ok(Duration::from_secs(7200)));
+        for bad in [
+            "",
+            "20",
+            "s",
+            "5 minutes",
+            "-1s",
+            "3d",
+            ".",
+            "1..2s",
+            "1e3s",
+            "NaNs",
+            "infs",
+            "1µs",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        for huge in [
+            "5000000000000000h",
+            "9000h",
+            "18446744073709551615s",
+            "8761h",
+        ] {
+            let error = parse_duration(huge).unwrap_err();
+            assert!(error.contains("longer than a year"), "{huge}: {error}");
+        }
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+    }
+
+    #[test]
+    fn agents_and_rates_have_ranges() {
+        assert_eq!(parse_agents("4"), Ok(4));
+        assert_eq!(parse_agents("1024"), Ok(1024));
+        for bad in ["0", "1025", "100000", "-1", "x", "", "18446744073709551616"] {
+            assert!(parse_agents(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        for bad in ["-1", "NaN", "inf", "1e7", "fast", ""] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// No flag value, however odd, makes the parser panic.
+    #[test]
+    fn no_flag_value_panics() {
+        use clap::Parser as _;
+        let values = [
+            "",
+            " ",
+            "0",
+            "-0",
+            "1h1h",
+            "🐋",
+            "1µs",
+            "\u{0}",
+            "99999999999999999999999h",
+            "1e308s",
+            "-",
+            "--",
+            "0x10",
+            "1_000",
+        ];
+        for flag in [
+            "--agents",
+            "--rate",
+            "--duration",
+            "--otlp-interval",
+            "--final-scrape-wait",
+            "--seed",
+            "--listen",
+            "--report",
+            "--exporter",
+        ] {
+            for value in values {
+                let _ = Args::try_parse_from(["agent-sim", flag, value]);
+            }
         }
     }
 }

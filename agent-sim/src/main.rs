@@ -48,12 +48,6 @@ fn run(args: Args) -> Result<(), String> {
         Some(path) => Scenario::load(path).map_err(|e| e.to_string())?,
         None => Scenario::default_scenario(),
     };
-    if args.agents == 0 {
-        return Err("--agents must be at least 1".into());
-    }
-    if !(args.rate >= 0.0 && args.rate.is_finite()) {
-        return Err("--rate must be a number of turns per second, 0 for stress mode".into());
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -314,6 +314,10 @@ fn bad_flags_and_bad_scenarios_get_clear_errors() {
     assert!(stderr(&["--duration", "5x"]).contains("use a number with a unit"));
     assert!(stderr(&["--rate", "fast"]).contains("--rate"));
     assert!(stderr(&["--agents", "0", "--duration", "1s"]).contains("--agents must be at least 1"));
+    assert!(stderr(&["--agents", "100000", "--duration", "1s"]).contains("at most 1024"));
+    assert!(stderr(&["--duration", "5000000000000000h"]).contains("longer than a year"));
+    assert!(stderr(&["--rate", "-1"]).contains("--rate must be from 0"));
+    assert!(stderr(&["--rate", "NaN"]).contains("--rate must be from 0"));
     assert!(stderr(&["--no-such-flag"]).contains("--no-such-flag"));
     assert!(stderr(&["--scenario", "/nonexistent/scenario.toml"])
         .contains("cannot read scenario /nonexistent/scenario.toml"));

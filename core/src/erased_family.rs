@@ -56,6 +56,10 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
     }
 
     fn invalid_values(&self) -> u64 {
+        let rejected = self.rejected.load(Relaxed);
+        if !M::REFUSES_VALUES {
+            return rejected;
+        }
         let table = self.table.read();
         let overflow = self.overflow.get().into_iter();
         table
@@ -63,7 +67,8 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
             .iter()
             .chain(overflow)
             .map(|s| M::invalid_values(&s.storage))
-            .sum()
+            .sum::<u64>()
+            + rejected
     }
 
     fn refuses_values(&self) -> bool {

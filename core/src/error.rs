@@ -151,6 +151,17 @@ pub enum LabelError {
         /// The label given twice.
         label: String,
     },
+    /// A label value is longer than [`MAX_LABEL_VALUE_BYTES`](crate::MAX_LABEL_VALUE_BYTES).
+    /// Nothing is recorded; the refusal is counted in
+    /// `beluga_invalid_values_total{metric="..."}`.
+    ValueTooLong {
+        /// The family name.
+        metric: String,
+        /// The label whose value is too long.
+        label: String,
+        /// The value's length in bytes.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for LabelError {
@@ -179,6 +190,16 @@ impl fmt::Display for LabelError {
                 f,
                 "label {label:?} of metric {metric:?} was given twice; give each label once"
             ),
+            LabelError::ValueTooLong {
+                metric,
+                label,
+                bytes,
+            } => write!(
+                f,
+                "the value of label {label:?} of metric {metric:?} is {bytes} bytes, more than the \
+                 {} allowed; label values name things (a model, a tenant), they do not carry data",
+                crate::name::MAX_LABEL_VALUE_BYTES
+            ),
         }
     }
 }
@@ -196,6 +217,12 @@ pub enum ValueError {
     NaN,
     /// A counter was asked to go down (or by an infinite amount).
     NotMonotonic,
+    /// The value is `+Inf` or `-Inf`, which a histogram does not record
+    /// (its sum would stay infinite, or become NaN, for good).
+    Infinite,
+    /// Adding the amount would take a floating-point counter past
+    /// `f64::MAX` (to `+Inf`); the counter keeps its value.
+    Overflow,
 }
 
 impl fmt::Display for ValueError {
@@ -206,6 +233,12 @@ impl fmt::Display for ValueError {
             }
             ValueError::NotMonotonic => f.write_str(
                 "counters only go up by finite amounts; use a gauge for values that go down",
+            ),
+            ValueError::Infinite => f.write_str(
+                "value is infinite; histograms record finite observations only",
+            ),
+            ValueError::Overflow => f.write_str(
+                "the counter would pass f64::MAX; it keeps its value and the amount is counted as invalid",
             ),
         }
     }

@@ -17,7 +17,7 @@ use crate::desc::Descriptor;
 use crate::error::LabelError;
 use crate::handles::Metric;
 use crate::histogram::BucketMap;
-use crate::label_set::{check_count, hash_values, order_pairs, process_seed};
+use crate::label_set::{check_count, hash_values, order_pairs, process_seed, value_too_long};
 use crate::lookup_cache::{self, Resolved};
 use crate::name::OVERFLOW_LABEL;
 use crate::series::Series;
@@ -40,6 +40,8 @@ pub(crate) struct FamilyInner<M: Metric> {
     pub(crate) table: RwLock<SeriesTable<M::Storage>>,
     pub(crate) overflow: OnceLock<Arc<Series<M::Storage>>>,
     pub(crate) refused: AtomicU64,
+    /// Lookups refused for a label value longer than the limit.
+    pub(crate) rejected: AtomicU64,
 }
 
 /// A metric family with a fixed list of label names; each distinct list of
@@ -84,6 +86,7 @@ impl<M: Metric> Family<M> {
                 table: RwLock::new(SeriesTable::new()),
                 overflow: OnceLock::new(),
                 refused: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
             }),
         }
     }
@@ -129,7 +132,14 @@ impl<M: Metric> Family<M> {
         f: impl FnOnce(&M) -> R,
     ) -> Result<R, LabelError> {
         check_count(&self.inner.descriptor, values.len())?;
-        let hash = hash_values(process_seed(), values);
+        let hash = match hash_values(process_seed(), values) {
+            Ok(hash) => hash,
+            Err(too_long) => {
+                self.inner.rejected.fetch_add(1, Relaxed);
+                let bytes = values[too_long].as_ref().len();
+                return Err(value_too_long(&self.inner.descriptor, too_long, bytes));
+            }
+        };
         let key = lookup_cache::Key {
             family: self.inner.id,
             version: self.inner.version.load(Relaxed),
@@ -249,7 +259,13 @@ impl<M: Metric> Family<M> {
     /// ```
     pub fn remove<V: AsRef<str>>(&self, values: &[V]) -> Result<bool, LabelError> {
         check_count(&self.inner.descriptor, values.len())?;
-        let hash = hash_values(process_seed(), values);
+        let hash = hash_values(process_seed(), values).map_err(|too_long| {
+            value_too_long(
+                &self.inner.descriptor,
+                too_long,
+                values[too_long].as_ref().len(),
+            )
+        })?;
         let removed = self.inner.table.write().remove(hash, values);
         if removed.is_some() {
             self.inner.version.fetch_add(1, Relaxed);

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use crate::desc::Descriptor;
 use crate::error::LabelError;
+use crate::name::MAX_LABEL_VALUE_BYTES;
 
 /// Up to 8 bytes as one word, without a call to `memcpy`. For a given
 /// length the word is unique to the bytes (the reads cover every byte), so
@@ -41,20 +42,27 @@ pub(crate) fn same_value(a: &str, b: &str) -> bool {
 /// multiply per value of up to 8 bytes (per 8-byte word beyond), keyed by
 /// the value's length so value boundaries count. Collisions only cost a
 /// comparison: lookups always compare the values themselves.
+///
+/// `Err(i)` when value `i` is longer than [`MAX_LABEL_VALUE_BYTES`], found
+/// before it is hashed: the length check rides on the branch long values
+/// take anyway, so short values pay nothing for it.
 #[inline]
-pub(crate) fn hash_values<S: AsRef<str>>(seed: u64, values: &[S]) -> u64 {
+pub(crate) fn hash_values<S: AsRef<str>>(seed: u64, values: &[S]) -> Result<u64, usize> {
     #[inline]
     fn mix(h: u64, word: u64, key: u64) -> u64 {
         let product = u128::from(h ^ word) * u128::from(key ^ 0x9E37_79B9_7F4A_7C15);
         (product as u64) ^ ((product >> 64) as u64)
     }
     let mut h = seed;
-    for value in values {
+    for (i, value) in values.iter().enumerate() {
         let bytes = value.as_ref().as_bytes();
         let len = bytes.len() as u64;
         if bytes.len() <= 8 {
             h = mix(h, short_word(bytes), len);
             continue;
+        }
+        if bytes.len() > MAX_LABEL_VALUE_BYTES {
+            return Err(i);
         }
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
@@ -65,7 +73,7 @@ pub(crate) fn hash_values<S: AsRef<str>>(seed: u64, values: &[S]) -> u64 {
             h = mix(h, short_word(rest), len);
         }
     }
-    h
+    Ok(h)
 }
 
 #[inline]
@@ -88,6 +96,17 @@ pub(crate) fn check_count(desc: &Descriptor, got: usize) -> Result<(), LabelErro
         expected,
         got,
     })
+}
+
+/// The error for value `label` of the family described by `desc`, which is
+/// `bytes` long, past [`MAX_LABEL_VALUE_BYTES`].
+#[cold]
+pub(crate) fn value_too_long(desc: &Descriptor, label: usize, bytes: usize) -> LabelError {
+    LabelError::ValueTooLong {
+        metric: desc.name.to_string(),
+        label: desc.label_names[label].to_string(),
+        bytes,
+    }
 }
 
 /// Puts `(name, value)` pairs into the label order of the family described
@@ -168,5 +187,9 @@ mod tests {
             hash_values(seed, &["gpt-4o", "free"]),
             hash_values(seed, &[String::from("gpt-4o"), String::from("free")])
         );
+        let long = "x".repeat(MAX_LABEL_VALUE_BYTES + 1);
+        let at_limit = "x".repeat(MAX_LABEL_VALUE_BYTES);
+        assert_eq!(hash_values(seed, &["a", &long]), Err(1));
+        assert!(hash_values(seed, &[&at_limit, "b"]).is_ok());
     }
 }

@@ -82,8 +82,8 @@ pub use error::{LabelError, RegistryError, ValueError};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT};
 pub use handles::{Counter, FloatCounter, Gauge, Histogram, HistogramTimer, Metric};
 pub use histogram::{Buckets, HistogramValue, Quantiles};
-pub use name::OVERFLOW_LABEL;
-pub use registry::{Registry, INVALID_VALUES_METRIC, OVERFLOW_METRIC};
+pub use name::{MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES, OVERFLOW_LABEL};
+pub use registry::{Registry, INVALID_VALUES_METRIC, OVERFLOW_METRIC, SATURATIONS_METRIC};
 pub use sample::{Labels, Value};
 pub use visit::Visitor;
 

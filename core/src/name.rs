@@ -10,8 +10,29 @@
 /// ```
 pub const OVERFLOW_LABEL: &str = "otel_metric_overflow";
 
+/// The longest metric or label name accepted, in bytes.
+///
+/// ```
+/// assert_eq!(beluga_metrics::MAX_NAME_BYTES, 255);
+/// ```
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The longest label value accepted, in bytes. A longer value gets
+/// [`LabelError::ValueTooLong`](crate::LabelError::ValueTooLong) and is
+/// counted in `beluga_invalid_values_total`: label values name things, and
+/// each distinct one is kept (twice: raw and escaped) for the life of its
+/// series.
+///
+/// ```
+/// assert_eq!(beluga_metrics::MAX_LABEL_VALUE_BYTES, 1024);
+/// ```
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+
 /// `Ok` if `name` is a valid metric name for this library, else the rule it breaks.
 pub(crate) fn check_metric_name(name: &str) -> Result<(), &'static str> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err("it is longer than 255 bytes");
+    }
     let mut chars = name.chars();
     match chars.next() {
         None => return Err("it is empty"),
@@ -32,6 +53,9 @@ pub(crate) fn check_metric_name(name: &str) -> Result<(), &'static str> {
 
 /// `Ok` if `label` is a valid label name on a metric of this kind.
 pub(crate) fn check_label_name(label: &str, is_histogram: bool) -> Result<(), &'static str> {
+    if label.len() > MAX_NAME_BYTES {
+        return Err("it is longer than 255 bytes");
+    }
     let mut chars = label.chars();
     match chars.next() {
         None => return Err("it is empty"),

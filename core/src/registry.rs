@@ -17,6 +17,9 @@ use crate::name::{check_label_name, check_metric_name};
 pub const OVERFLOW_METRIC: &str = "beluga_cardinality_overflow";
 /// Family name of the self-metric counting dropped values (NaN, negative increments).
 pub const INVALID_VALUES_METRIC: &str = "beluga_invalid_values";
+/// Family name of the process-wide self-metric counting integer-counter adds
+/// that saturated at `u64::MAX` (exposed only once one has).
+pub const SATURATIONS_METRIC: &str = "beluga_saturated_increments";
 
 /// A set of metric families, exported together.
 ///
@@ -56,6 +59,7 @@ struct RegistryInner {
     default_limit: usize,
     state: RwLock<RegistryState>,
     self_metrics: [Descriptor; 2],
+    saturations: Descriptor,
 }
 
 #[derive(Default)]
@@ -123,10 +127,17 @@ impl Registry {
             ),
             self_metric(
                 INVALID_VALUES_METRIC,
-                "Recorded values dropped because they were NaN, negative or infinite increments.",
+                "Recorded values dropped: NaN or infinite observations, negative, infinite or overflowing increments, label values over the length limit.",
             ),
         ];
-        for desc in &self_metrics {
+        let saturations = Descriptor {
+            label_names: Arc::from([]),
+            ..self_metric(
+                SATURATIONS_METRIC,
+                "Integer-counter adds in this process that saturated at 2^64-1 instead of wrapping.",
+            )
+        };
+        for desc in self_metrics.iter().chain([&saturations]) {
             for exposed in desc.exposed_names() {
                 state.exposed.insert(exposed, desc.name.clone());
             }
@@ -136,6 +147,7 @@ impl Registry {
                 default_limit: limit,
                 state: RwLock::new(state),
                 self_metrics,
+                saturations,
             }),
         }
     }
@@ -309,6 +321,10 @@ impl Registry {
             _ => &opts.name,
         };
         check_metric_name(base).map_err(invalid_name)?;
+        if base.trim_start_matches('_').is_empty() {
+            // `_` would be exposed as `__total`, `__bucket`...: reserved names.
+            return Err(invalid_name("it has no character other than \"_\""));
+        }
         if let Some(unit) = opts.unit.prometheus_suffix() {
             let suffix = format!("_{unit}");
             if !base.ends_with(&suffix) {
@@ -351,6 +367,11 @@ impl Registry {
     /// The descriptors of the overflow and invalid-value self-metrics.
     pub(crate) fn self_metrics(&self) -> &[Descriptor; 2] {
         &self.inner.self_metrics
+    }
+
+    /// The descriptor of the counter-saturation self-metric.
+    pub(crate) fn saturations_metric(&self) -> &Descriptor {
+        &self.inner.saturations
     }
 }
 

@@ -190,39 +190,58 @@ impl Shards {
         self.add_u64_at(thread_slot::current(), value);
     }
 
+    /// Adds `value`, saturating at `u64::MAX`: a counter never wraps back
+    /// to a smaller total. Saturated adds are counted process-wide
+    /// ([`saturated_adds`]).
     #[inline]
     pub(crate) fn add_u64_at(&self, slot: u32, value: u64) {
         let slot = slot as usize;
         if slot < self.owned_count() {
             let cell = self.cell_at(slot);
-            cell.store(cell.load(Relaxed).wrapping_add(value), Relaxed);
+            match cell.load(Relaxed).checked_add(value) {
+                Some(sum) => cell.store(sum, Relaxed),
+                None => saturate(cell),
+            }
         } else {
-            self.cell_at(self.owned).fetch_add(value, Relaxed);
+            // A compare-exchange rather than `fetch_add`, which would wrap.
+            let shared = self.cell_at(self.owned);
+            if shared
+                .fetch_update(Relaxed, Relaxed, |c| c.checked_add(value))
+                .is_err()
+            {
+                saturate(shared);
+            }
         }
     }
 
+    /// Adds a finite, non-negative `value`; returns `false`, leaving the
+    /// cell as it was, when the cell would pass `f64::MAX`.
     #[inline]
-    pub(crate) fn add_f64(&self, value: f64) {
-        self.add_f64_at(thread_slot::current(), value);
+    #[must_use = "an add that would overflow is refused and must be counted"]
+    pub(crate) fn add_f64(&self, value: f64) -> bool {
+        self.add_f64_at(thread_slot::current(), value)
     }
 
     #[inline]
-    pub(crate) fn add_f64_at(&self, slot: u32, value: f64) {
+    #[must_use = "an add that would overflow is refused and must be counted"]
+    pub(crate) fn add_f64_at(&self, slot: u32, value: f64) -> bool {
         let slot = slot as usize;
         if slot < self.owned_count() {
             let cell = self.cell_at(slot);
             let sum = f64::from_bits(cell.load(Relaxed)) + value;
+            if !sum.is_finite() {
+                return false;
+            }
             cell.store(sum.to_bits(), Relaxed);
+            true
         } else {
             let shared = self.cell_at(self.owned);
-            let mut current = shared.load(Relaxed);
-            loop {
-                let next = (f64::from_bits(current) + value).to_bits();
-                match shared.compare_exchange_weak(current, next, Relaxed, Relaxed) {
-                    Ok(_) => break,
-                    Err(seen) => current = seen,
-                }
-            }
+            shared
+                .fetch_update(Relaxed, Relaxed, |current| {
+                    let next = f64::from_bits(current) + value;
+                    next.is_finite().then_some(next.to_bits())
+                })
+                .is_ok()
         }
     }
 
@@ -230,14 +249,34 @@ impl Shards {
         (0..self.chunk.stripes).map(|s| self.chunk.cell(s, self.index))
     }
 
+    /// The total, saturating at `u64::MAX` (every cell only grows, so the
+    /// saturating sum never goes down either).
     pub(crate) fn sum_u64(&self) -> u64 {
         self.cells()
-            .fold(0u64, |acc, c| acc.wrapping_add(c.load(Relaxed)))
+            .fold(0u64, |acc, c| acc.saturating_add(c.load(Relaxed)))
     }
 
+    /// The total, at most `f64::MAX` (cells stay finite; their sum is
+    /// clamped rather than allowed to reach `+Inf`).
     pub(crate) fn sum_f64(&self) -> f64 {
-        self.cells().map(|c| f64::from_bits(c.load(Relaxed))).sum()
+        self.cells()
+            .fold(0.0f64, |acc, c| acc + f64::from_bits(c.load(Relaxed)))
+            .min(f64::MAX)
     }
+}
+
+/// Adds that hit `u64::MAX`, across all counters of the process.
+static SATURATED_ADDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many counter adds saturated at `u64::MAX` in this process.
+pub(crate) fn saturated_adds() -> u64 {
+    SATURATED_ADDS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cold]
+fn saturate(cell: &AtomicU64) {
+    cell.store(u64::MAX, Relaxed);
+    SATURATED_ADDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 // SAFETY: `first` points into `chunk`, an `Arc` of atomics that is itself
@@ -301,8 +340,8 @@ mod tests {
     #[test]
     fn float_cells_add_up() {
         let shards = Shards::with_owned(2);
-        shards.add_f64_at(0, 0.5);
-        shards.add_f64_at(5, 0.25);
+        assert!(shards.add_f64_at(0, 0.5));
+        assert!(shards.add_f64_at(5, 0.25));
         assert_eq!(shards.sum_f64(), 0.75);
     }
 }

@@ -5,6 +5,7 @@ use crate::desc::Descriptor;
 use crate::histogram::HistogramValue;
 use crate::registry::Registry;
 use crate::sample::{Labels, Value};
+use crate::shards::saturated_adds;
 
 /// Receives every family and series of a registry, in exposition order.
 ///
@@ -58,8 +59,9 @@ impl Registry {
             if !desc.label_names.is_empty() {
                 overflow.push((desc.name.clone(), family.refused_label_sets()));
             }
-            if family.refuses_values() {
-                invalid.push((desc.name.clone(), family.invalid_values()));
+            let invalid_values = family.invalid_values();
+            if family.refuses_values() || invalid_values > 0 {
+                invalid.push((desc.name.clone(), invalid_values));
             }
         }
         for (desc, rows) in self.self_metrics().iter().zip([overflow, invalid]) {
@@ -75,6 +77,12 @@ impl Registry {
                     Value::Counter(count),
                 );
             }
+        }
+        let saturated = saturated_adds();
+        if saturated > 0 {
+            let desc = self.saturations_metric();
+            visitor.family(desc);
+            visitor.series(desc, Labels::new(&[], &[]), Value::Counter(saturated));
         }
     }
 }

@@ -1,9 +1,12 @@
 //! One test per class of bad input: each gets its typed error (or its
 //! documented outcome) and nothing already recorded is lost.
 
+mod common;
+
 use beluga_metrics::{
     Buckets, Format, LabelError, Opts, Registry, RegistryError, Unit, ValueError,
 };
+use common::promtool_check;
 
 #[test]
 fn invalid_metric_names_are_refused() {
@@ -191,6 +194,9 @@ fn bad_buckets_are_refused() {
         vec![2.0, 1.0],
         vec![f64::NAN],
         vec![0.5, f64::INFINITY],
+        vec![1.0, 1e308],
+        vec![1e-300],
+        vec![-1e301, 0.0],
     ] {
         let err = r
             .histogram(Opts::new("h", "h"), Buckets::new(bounds.clone()))
@@ -346,5 +352,121 @@ fn errors_explain_what_to_do() {
     assert!(
         message.contains("bad-name") && message.contains("use letters"),
         "{message}"
+    );
+}
+
+#[test]
+fn histogram_extremes_keep_the_exposition_valid() {
+    let r = Registry::new();
+    let h = r
+        .histogram(Opts::new("h", "h"), Buckets::new([-1.0, 0.0, 1e300]))
+        .unwrap();
+    h.record(f64::INFINITY);
+    h.record(f64::NEG_INFINITY);
+    assert_eq!(h.try_record(f64::INFINITY), Err(ValueError::Infinite));
+    for v in [f64::MAX, f64::MAX, -f64::MAX, -5.0, 1e-320, 0.0] {
+        h.record(v);
+    }
+    let value = h.get();
+    assert_eq!(
+        value.count(),
+        6,
+        "finite values all count; infinities do not"
+    );
+    assert!(value.sum().is_finite(), "sum {}", value.sum());
+    let q = h.quantiles();
+    assert!(q.quantile(0.5).is_finite() && q.quantile(1.0).is_finite());
+    let text = r.encode(Format::OpenMetrics);
+    assert!(
+        text.contains("beluga_invalid_values_total{metric=\"h\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| !l.starts_with('#') && l.ends_with("NaN")),
+        "{text}"
+    );
+    // MAX + MAX overflowed: the sum saturates at f64::MAX and stays there.
+    assert!(
+        text.contains("h_sum 1.7976931348623157e308\n"),
+        "{text}"
+    );
+    promtool_check(&r.encode(Format::PrometheusText));
+}
+
+#[test]
+fn counters_never_go_down() {
+    let r = Registry::new();
+    let c = r.counter(Opts::new("c_total", "c")).unwrap();
+    c.add(u64::MAX);
+    c.inc();
+    c.add(7);
+    assert_eq!(c.get(), u64::MAX);
+    let text = r.encode(Format::PrometheusText);
+    assert!(text.contains(&format!("c_total {}\n", u64::MAX)), "{text}");
+    assert!(
+        text.contains("beluga_saturated_increments_total "),
+        "{text}"
+    );
+
+    let f = r.float_counter(Opts::new("f_total", "f")).unwrap();
+    f.add(f64::MAX);
+    f.add(f64::MAX);
+    assert_eq!(f.try_add(1e300), Err(ValueError::Overflow));
+    assert_eq!(f.get(), f64::MAX);
+    // Threads beyond the owned cells go through the shared cell: the same rules.
+    std::thread::scope(|s| {
+        for _ in 0..12 {
+            s.spawn(|| {
+                c.add(u64::MAX);
+                f.add(f64::MAX);
+            });
+        }
+    });
+    assert_eq!((c.get(), f.get()), (u64::MAX, f64::MAX));
+    let text = r.encode(Format::PrometheusText);
+    assert!(!text.contains("+Inf\n"), "{text}");
+}
+
+#[test]
+fn names_and_label_values_have_limits() {
+    let r = Registry::new();
+    for name in ["_", "__", "___total"] {
+        assert!(
+            matches!(
+                r.counter(Opts::new(name, "x")),
+                Err(RegistryError::InvalidMetricName { .. })
+            ),
+            "{name}"
+        );
+    }
+    let long = "a".repeat(256);
+    assert!(r.gauge(Opts::new(long.as_str(), "x")).is_err());
+    assert!(r.gauge(Opts::new("a".repeat(255), "x")).is_ok());
+    assert!(r
+        .counter_family(Opts::new("l_total", "l").labels([long.as_str()]))
+        .is_err());
+
+    let family = r
+        .counter_family(Opts::new("calls_total", "c").labels(["tenant"]))
+        .unwrap();
+    let huge = "t".repeat(1 << 20);
+    let err = family.with_labels(&[huge.as_str()]).unwrap_err();
+    assert!(
+        matches!(err, LabelError::ValueTooLong { bytes, .. } if bytes == 1 << 20),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("more than the 1024 allowed"),
+        "{err}"
+    );
+    let at_limit = "t".repeat(1024);
+    family.with_labels(&[at_limit.as_str()]).unwrap().inc();
+    assert_eq!(family.len(), 1);
+    let text = r.encode(Format::PrometheusText);
+    assert!(
+        text.contains("beluga_invalid_values_total{metric=\"calls\"} 1\n"),
+        "{text}"
     );
 }

@@ -74,7 +74,7 @@ agent_tokens_total{model="quote\"back\\slash\nnewline 🐋",tenant="pro"} 1
 # TYPE beluga_cardinality_overflow_total counter
 beluga_cardinality_overflow_total{metric="agent_step_duration_seconds"} 0
 beluga_cardinality_overflow_total{metric="agent_tokens"} 0
-# HELP beluga_invalid_values_total Recorded values dropped because they were NaN, negative or infinite increments.
+# HELP beluga_invalid_values_total Recorded values dropped: NaN or infinite observations, negative, infinite or overflowing increments, label values over the length limit.
 # TYPE beluga_invalid_values_total counter
 beluga_invalid_values_total{metric="agent_cost_usd"} 0
 beluga_invalid_values_total{metric="agent_step_duration_seconds"} 0
@@ -114,7 +114,7 @@ agent_step_duration_seconds_bucket{le="+Inf"} 1
 agent_step_duration_seconds_sum 0.5
 agent_step_duration_seconds_count 1
 # TYPE beluga_invalid_values counter
-# HELP beluga_invalid_values Recorded values dropped because they were NaN, negative or infinite increments.
+# HELP beluga_invalid_values Recorded values dropped: NaN or infinite observations, negative, infinite or overflowing increments, label values over the length limit.
 beluga_invalid_values_total{metric="agent_step_duration_seconds"} 0
 # EOF
 "#;

@@ -37,7 +37,18 @@ impl Counter {
         self.series.storage.add_u64(1);
     }
 
-    /// Adds `n`.
+    /// Adds `n`. The total saturates at `u64::MAX` instead of wrapping, so
+    /// no scrape ever sees it go down; saturated adds are counted in the
+    /// process-wide `beluga_saturated_increments_total` self-metric.
+    ///
+    /// ```
+    /// # use beluga_metrics::{Opts, Registry};
+    /// # let c = Registry::new().counter(Opts::new("bytes_total", "Bytes."))?;
+    /// c.add(u64::MAX);
+    /// c.inc();
+    /// assert_eq!(c.get(), u64::MAX);
+    /// # Ok::<(), beluga_metrics::RegistryError>(())
+    /// ```
     #[inline]
     pub fn add(&self, n: u64) {
         self.series.storage.add_u64(n);
@@ -104,8 +115,10 @@ pub struct FloatCounter {
 }
 
 impl FloatCounter {
-    /// Adds `amount`. A negative, infinite or NaN amount is dropped and
-    /// counted in the `beluga_invalid_values_total` self-metric.
+    /// Adds `amount`. A negative, infinite or NaN amount, or one that would
+    /// take the total past `f64::MAX`, is dropped and counted in the
+    /// `beluga_invalid_values_total` self-metric: the total never becomes
+    /// `+Inf` and never goes down.
     #[inline]
     pub fn add(&self, amount: f64) {
         if self.try_add(amount).is_err() {
@@ -120,6 +133,9 @@ impl FloatCounter {
     /// # let c = Registry::new().float_counter(Opts::new("spend_total", "Spend."))?;
     /// assert_eq!(c.try_add(-1.0), Err(ValueError::NotMonotonic));
     /// assert_eq!(c.try_add(f64::NAN), Err(ValueError::NaN));
+    /// c.add(f64::MAX);
+    /// assert_eq!(c.try_add(f64::MAX), Err(ValueError::Overflow));
+    /// assert_eq!(c.get(), f64::MAX);
     /// # Ok::<(), beluga_metrics::RegistryError>(())
     /// ```
     #[inline]
@@ -130,7 +146,9 @@ impl FloatCounter {
         if !(0.0..f64::INFINITY).contains(&amount) {
             return Err(ValueError::NotMonotonic);
         }
-        self.series.storage.shards.add_f64(amount);
+        if !self.series.storage.shards.add_f64(amount) {
+            return Err(ValueError::Overflow);
+        }
         Ok(())
     }
 

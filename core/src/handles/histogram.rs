@@ -37,25 +37,32 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    /// Records one observation. NaN is dropped and counted in the
-    /// `beluga_invalid_values_total` self-metric; `±Inf` and negative values
-    /// are counted in the matching bucket (negatives count as 0 in quantiles).
+    /// Records one observation. NaN and `±Inf` are dropped and counted in
+    /// the `beluga_invalid_values_total` self-metric (an infinite
+    /// observation would make `_sum` infinite, or NaN, for good). Negative
+    /// values count in their bucket and in the sum (they count as 0 in
+    /// quantiles). A sum that passes `±f64::MAX` saturates there and stays
+    /// (it is never exposed as `±Inf` or NaN).
     #[inline]
     pub fn record(&self, value: f64) {
         self.series.storage.record(value);
     }
 
-    /// Records one observation, refusing NaN with an error.
+    /// Records one observation, refusing NaN and `±Inf` with an error.
     ///
     /// ```
     /// # use beluga_metrics::{Buckets, Opts, Registry, ValueError};
     /// # let h = Registry::new().histogram(Opts::new("h", "h"), Buckets::default()).unwrap();
     /// assert_eq!(h.try_record(f64::NAN), Err(ValueError::NaN));
+    /// assert_eq!(h.try_record(f64::INFINITY), Err(ValueError::Infinite));
     /// assert_eq!(h.try_record(1.0), Ok(()));
     /// ```
     pub fn try_record(&self, value: f64) -> Result<(), ValueError> {
         if value.is_nan() {
             return Err(ValueError::NaN);
+        }
+        if value.is_infinite() {
+            return Err(ValueError::Infinite);
         }
         self.record(value);
         Ok(())

@@ -115,4 +115,58 @@ mod tests {
             }
         }
     }
+
+    /// Any finite value of the whole `f64` range, weighted towards the
+    /// edges: zeros, subnormals, the smallest and largest normals.
+    fn any_finite() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::num::f64::NORMAL
+                | proptest::num::f64::SUBNORMAL
+                | proptest::num::f64::ZERO
+                | proptest::num::f64::NEGATIVE
+                | proptest::num::f64::POSITIVE,
+            Just(f64::MAX),
+            Just(-f64::MAX),
+            Just(f64::MIN_POSITIVE),
+            Just(1e300),
+            Just(1e-290),
+        ]
+        .prop_filter("finite", |v| v.is_finite())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// For every bucket set registration accepts and every finite value,
+        /// the table's bucket is the plain definition's (first bound >= value).
+        #[test]
+        fn table_agrees_with_the_definition_over_all_of_f64(
+            raw in proptest::collection::vec(any_finite(), 0..12),
+            values in proptest::collection::vec(any_finite(), 1..64),
+        ) {
+            let mut bounds: Vec<f64> = raw
+                .into_iter()
+                .map(|b| b.clamp(-crate::histogram::buckets::MAX_BOUND, crate::histogram::buckets::MAX_BOUND))
+                .collect();
+            bounds.sort_by(f64::total_cmp);
+            bounds.dedup_by(|a, b| a == b);
+            let buckets = Buckets::new(bounds);
+            proptest::prop_assume!(buckets.check().is_ok());
+            let map = BucketMap::new(buckets.shared());
+            let bounds = buckets.bounds();
+            let mut probes = values;
+            for b in bounds {
+                probes.extend([*b, b.next_down(), b.next_up()]);
+            }
+            for v in probes {
+                proptest::prop_assert_eq!(
+                    map.bucket(v, map.hdr_index(v)),
+                    Buckets::index_of(bounds, v),
+                    "value {:e} with bounds {:?}", v, bounds
+                );
+                proptest::prop_assert!(map.resolution().is_normal());
+            }
+        }
+    }
 }

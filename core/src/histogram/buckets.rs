@@ -15,6 +15,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Buckets(Arc<[f64]>);
 
+/// The largest magnitude a boundary may have.
+pub(crate) const MAX_BOUND: f64 = 1e300;
+/// The smallest a positive largest boundary may be.
+pub(crate) const MIN_TOP_BOUND: f64 = 1e-290;
+
 const GEN_AI_DURATION: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
@@ -34,7 +39,8 @@ const PROMETHEUS_DEFAULT: [f64; 11] = [
 
 impl Buckets {
     /// Boundaries of your own. They are checked when the histogram is
-    /// registered: finite, strictly increasing, at most 255 of them.
+    /// registered: finite, strictly increasing, at most 255 of them, none
+    /// beyond ±1e300, and the largest, if positive, at least 1e-290.
     ///
     /// ```
     /// use beluga_metrics::Buckets;
@@ -113,7 +119,12 @@ impl Buckets {
         self.0.clone()
     }
 
-    /// `Err(reason)` unless the boundaries are usable.
+    /// `Err(reason)` unless the boundaries are usable: at most 255, finite,
+    /// strictly increasing, none larger in magnitude than [`MAX_BOUND`],
+    /// and, when the largest is positive, at least [`MIN_TOP_BOUND`]. The
+    /// quantile scale spans twice the largest boundary in 2^27 steps; these
+    /// limits keep that step a normal float, so bucket assignment stays
+    /// exact and quantiles finite.
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         if self.0.len() > 255 {
             return Err("more than 255 boundaries");
@@ -123,6 +134,16 @@ impl Buckets {
         }
         if self.0.windows(2).any(|w| w[0] >= w[1]) {
             return Err("boundaries are not strictly increasing");
+        }
+        if self.0.iter().any(|b| b.abs() > MAX_BOUND) {
+            return Err("a boundary is larger in magnitude than 1e300");
+        }
+        if self
+            .0
+            .last()
+            .is_some_and(|&top| top > 0.0 && top < MIN_TOP_BOUND)
+        {
+            return Err("the largest boundary is positive but smaller than 1e-290");
         }
         Ok(())
     }
@@ -173,5 +194,11 @@ mod tests {
         assert!(Buckets::new([2.0, 1.0]).check().is_err());
         assert!(Buckets::new([f64::NAN]).check().is_err());
         assert!(Buckets::new([1.0, f64::INFINITY]).check().is_err());
+        assert!(Buckets::new([1.0, 1e308]).check().is_err());
+        assert!(Buckets::new([-1e301, 1.0]).check().is_err());
+        assert!(Buckets::new([1e-300]).check().is_err());
+        assert!(Buckets::new([1e-320, 1e-290]).check().is_ok());
+        assert!(Buckets::new([-5.0, -1.0]).check().is_ok());
+        assert!(Buckets::new([-1e300, 0.0, 1e300]).check().is_ok());
     }
 }

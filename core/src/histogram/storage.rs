@@ -303,7 +303,10 @@ impl HistogramStorage {
 
     #[inline]
     pub(crate) fn record_at(&self, slot: u32, value: f64) {
-        if value.is_nan() {
+        // NaN and ±Inf are dropped and counted: one infinity would make the
+        // sum infinite forever (and +Inf with -Inf, NaN), which strict
+        // OpenMetrics parsers refuse.
+        if !value.is_finite() {
             self.invalid.fetch_add(1, Relaxed);
             return;
         }
@@ -315,6 +318,10 @@ impl HistogramStorage {
             let thread = self.thread_histogram(slot);
             let count = &thread.buckets[bucket];
             count.store(count.load(Relaxed) + 1, Relaxed);
+            // Finite values only, so a per-thread sum can overflow to ±Inf
+            // but never become NaN (Inf plus any finite value stays Inf);
+            // readers clamp it to ±f64::MAX. No clamp here: it would lengthen
+            // the load-add-store chain of back-to-back records.
             let sum = f64::from_bits(thread.sum.load(Relaxed)) + value;
             thread.sum.store(sum.to_bits(), Relaxed);
             if value < f64::from_bits(thread.min.load(Relaxed)) {
@@ -333,7 +340,9 @@ impl HistogramStorage {
         } else {
             let thread = self.thread_histogram(owned);
             thread.buckets[bucket].fetch_add(1, Relaxed);
-            shared_update_f64(&thread.sum, |s| Some(s + value));
+            shared_update_f64(&thread.sum, |s| {
+                Some((s + value).clamp(-f64::MAX, f64::MAX))
+            });
             shared_update_f64(&thread.min, |m| (value < m).then_some(value));
             shared_update_f64(&thread.max, |m| (value > m).then_some(value));
             let hdr = &thread.hdr[hdr_index];
@@ -428,7 +437,8 @@ impl HistogramStorage {
             for (total, count) in out.counts.iter_mut().zip(thread.buckets.iter()) {
                 *total = total.wrapping_add(count.load(Relaxed));
             }
-            out.sum += f64::from_bits(thread.sum.load(Relaxed));
+            out.sum =
+                (out.sum + f64::from_bits(thread.sum.load(Relaxed))).clamp(-f64::MAX, f64::MAX);
             out.min = out.min.min(f64::from_bits(thread.min.load(Relaxed)));
             out.max = out.max.max(f64::from_bits(thread.max.load(Relaxed)));
         }
