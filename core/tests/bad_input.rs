@@ -388,10 +388,7 @@ fn histogram_extremes_keep_the_exposition_valid() {
         "{text}"
     );
     // MAX + MAX overflowed: the sum saturates at f64::MAX and stays there.
-    assert!(
-        text.contains("h_sum 1.7976931348623157e308\n"),
-        "{text}"
-    );
+    assert!(text.contains("h_sum 1.7976931348623157e308\n"), "{text}");
     promtool_check(&r.encode(Format::PrometheusText));
 }
 

@@ -187,9 +187,10 @@ pub struct OtlpExporterBuilder {
 
 impl fmt::Debug for OtlpExporterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |url: &Option<String>| url.as_deref().map(Endpoint::redact);
         f.debug_struct("OtlpExporterBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("metrics_endpoint", &self.metrics_endpoint)
+            .field("endpoint", &redact(&self.endpoint))
+            .field("metrics_endpoint", &redact(&self.metrics_endpoint))
             .field("interval", &self.interval)
             .field("service_name", &self.service_name)
             .finish_non_exhaustive()
@@ -291,8 +292,9 @@ impl OtlpExporterBuilder {
             (None, Some(base)) => format!("{}/v1/metrics", base.trim_end_matches('/')),
             (None, None) => config::endpoint_from_env(env),
         };
-        let endpoint = Endpoint::parse(&url)
-            .map_err(|why| ExportError::InvalidConfig(format!("{url}: {why}")))?;
+        let endpoint = Endpoint::parse(&url).map_err(|why| {
+            ExportError::InvalidConfig(format!("{}: {why}", Endpoint::redact(&url)))
+        })?;
 
         let mut headers = config::headers_from_env(env);
         for (name, value) in &self.headers {

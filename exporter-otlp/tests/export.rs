@@ -541,6 +541,26 @@ fn bad_settings_are_errors() {
             .spawn()
             .unwrap_err();
         assert!(matches!(err, ExportError::InvalidConfig(_)));
+        // Refused when the exporter is built, not reported as "unreachable"
+        // an interval later; credentials in a URL never reach the error.
+        for (url, why) in [
+            ("http://collector:99999", "port"),
+            ("http://user:s3cret@collector:4318", "credentials"),
+            ("http://collector:4318/v1/metrics?x=1", "query"),
+        ] {
+            let err = OtlpExporter::builder()
+                .registry(&Registry::new())
+                .metrics_endpoint(url)
+                .spawn()
+                .unwrap_err();
+            assert!(matches!(err, ExportError::InvalidConfig(_)), "{url}");
+            assert!(err.to_string().contains(why), "{url}: {err}");
+        }
+        // A secret header value never shows in Debug.
+        let builder = OtlpExporter::builder()
+            .endpoint("http://127.0.0.1:4318")
+            .header("authorization", "Bearer s3cret");
+        assert!(!format!("{builder:?}").contains("s3cret"));
     });
     assert!(matches!(
         OtlpExporter::builder().registry(&Registry::new()).spawn(),

@@ -36,7 +36,7 @@ pub enum PushError {
     /// The gateway URL is not `http://host:port[/prefix]`, or the job name
     /// is empty.
     InvalidUrl {
-        /// The URL as given.
+        /// The URL as given, with any credentials in it replaced by `***`.
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -94,7 +94,7 @@ impl fmt::Display for PushError {
 impl std::error::Error for PushError {}
 
 /// Configures a [`PushGateway`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PushGatewayBuilder {
     url: String,
     job: String,
@@ -105,6 +105,19 @@ pub struct PushGatewayBuilder {
     backoff: Duration,
     max_backoff: Duration,
     auth: Option<Auth>,
+}
+
+impl fmt::Debug for PushGatewayBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushGatewayBuilder")
+            .field("url", &Endpoint::redact(&self.url))
+            .field("job", &self.job)
+            .field("grouping", &self.grouping)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PushGatewayBuilder {
@@ -163,7 +176,7 @@ impl PushGatewayBuilder {
     /// ```
     pub fn build(self) -> Result<PushGateway, PushError> {
         let invalid = |reason: String| PushError::InvalidUrl {
-            url: self.url.clone(),
+            url: Endpoint::redact(&self.url),
             reason,
         };
         let gateway =

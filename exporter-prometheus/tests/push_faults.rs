@@ -122,6 +122,19 @@ fn credentials_never_reach_debug_or_errors() {
 }
 
 #[test]
+fn credentials_in_a_gateway_url_are_refused_and_never_printed() {
+    let builder = PushGateway::builder("http://prom:s3cret@127.0.0.1:9091", "j");
+    assert!(!format!("{builder:?}").contains("s3cret"));
+    let error = builder.build().unwrap_err();
+    assert!(matches!(error, PushError::InvalidUrl { .. }), "{error:?}");
+    assert!(
+        !format!("{error:?} {error}").contains("s3cret"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("credentials"), "{error}");
+}
+
+#[test]
 fn push_blocking_inside_a_runtime_is_an_error_not_a_panic() {
     let gateway = PushGateway::builder("http://127.0.0.1:9", "j")
         .build()

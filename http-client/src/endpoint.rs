@@ -115,6 +115,26 @@ impl Endpoint {
         })
     }
 
+    /// `url` with any `user:password@` replaced by `***@`, for messages:
+    /// an endpoint URL that carried credentials must not print them.
+    ///
+    /// ```
+    /// use beluga_http_client::Endpoint;
+    /// assert_eq!(Endpoint::redact("http://u:s3cret@h:1/p"), "http://***@h:1/p");
+    /// assert_eq!(Endpoint::redact("http://h:1/p?k=v"), "http://h:1/p?k=v");
+    /// ```
+    pub fn redact(url: &str) -> String {
+        let (scheme, rest) = match url.find("://") {
+            Some(i) => url.split_at(i + 3),
+            None => ("", url),
+        };
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            Some(at) => format!("{scheme}***{}", &rest[at..]),
+            None => url.to_string(),
+        }
+    }
+
     /// `host:port`.
     pub fn authority(&self) -> &str {
         self.authority.as_str()
