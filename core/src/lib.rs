@@ -34,8 +34,8 @@
 //! * [`Counter`], [`FloatCounter`], [`Gauge`], [`Histogram`]: handles to
 //!   keep and record through. [`Family`] resolves label values to handles;
 //!   [`Family::with`] records without creating one.
-//! * [`monitor`]: the agent-monitoring API (API requests, LLM and tool
-//!   calls, tokens, cost, safety checks) built on the above.
+//! * The `beluga-monitor` crate: the agent-monitoring API (API requests, LLM and tool
+//!   calls, tokens, cost, safety checks), built on this crate's public API only.
 //! * [`Encoder`] and [`Format`]: Prometheus text 0.0.4 and OpenMetrics 1.0;
 //!   [`Visitor`]: the same data for other exporters.
 //!

@@ -139,7 +139,7 @@ pub(super) struct Standard {
 /// The monitor's recorders: standard agent metrics and custom metrics.
 ///
 /// Every method returns `Result<_, MonitorError>` and never panics: the only
-/// failure on the standard metrics is a [`LabelError`](crate::LabelError)
+/// failure on the standard metrics is a [`LabelError`](beluga_metrics::LabelError)
 /// (which cannot happen with these fixed label lists), and on custom metrics
 /// an unregistered name or wrong labels. Label values (models, tenants,
 /// endpoints, components) go through each family's cardinality limit: never
