@@ -99,7 +99,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 )]
 pub(crate) struct Args {
     /// Simulated agents, one thread each (default: one per core).
-    #[arg(long, default_value_t = default_agents(), value_parser = parse_agents)]
+    #[arg(long, default_value_t = default_agents(), value_parser = parse_agents, allow_negative_numbers = true)]
     pub agents: usize,
 
     /// How long to run, e.g. 20s, 2m (default: until Ctrl-C).
@@ -107,7 +107,7 @@ pub(crate) struct Args {
     pub duration: Option<Duration>,
 
     /// Turns per second per agent; 0 runs as fast as possible (stress mode).
-    #[arg(long, default_value_t = 20.0, value_parser = parse_rate)]
+    #[arg(long, default_value_t = 20.0, value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: f64,
 
     /// Address of the /metrics endpoint (Prometheus exporter).

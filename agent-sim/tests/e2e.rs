@@ -315,6 +315,7 @@ fn bad_flags_and_bad_scenarios_get_clear_errors() {
     assert!(stderr(&["--rate", "fast"]).contains("--rate"));
     assert!(stderr(&["--agents", "0", "--duration", "1s"]).contains("--agents must be at least 1"));
     assert!(stderr(&["--agents", "100000", "--duration", "1s"]).contains("at most 1024"));
+    assert!(stderr(&["--agents", "-3"]).contains("from 1 to 1024"));
     assert!(stderr(&["--duration", "5000000000000000h"]).contains("longer than a year"));
     assert!(stderr(&["--rate", "-1"]).contains("--rate must be from 0"));
     assert!(stderr(&["--rate", "NaN"]).contains("--rate must be from 0"));
