@@ -100,6 +100,7 @@ pub struct Opts {
     pub(crate) unit: Unit,
     pub(crate) label_names: Vec<String>,
     pub(crate) cardinality_limit: Option<usize>,
+    pub(crate) idle_expiry: Option<std::time::Duration>,
 }
 
 impl Opts {
@@ -112,6 +113,7 @@ impl Opts {
             unit: Unit::NONE,
             label_names: Vec::new(),
             cardinality_limit: None,
+            idle_expiry: None,
         }
     }
 
@@ -136,6 +138,36 @@ impl Opts {
     /// overflow series labelled `otel_metric_overflow="true"`.
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = Some(limit);
+        self
+    }
+
+    /// Drops series that nothing records into for `idle` (opt-in; default:
+    /// series live until [`Family::remove`](crate::Family::remove)). Checked
+    /// at encode time, so it costs recording nothing: a series whose value
+    /// an encode finds unchanged for longer than `idle` is left out of that
+    /// exposition and out of the family (freeing its place under the
+    /// cardinality limit, and its memory once no handle holds it).
+    ///
+    /// A handle kept by the user goes on working: its next record brings
+    /// the series back, with everything it counted. A series nobody holds
+    /// is gone; the next lookup of its label values starts a new one from
+    /// zero, which Prometheus reads as a counter reset (`rate()` and
+    /// `increase()` handle it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beluga_metrics::{Opts, Registry};
+    /// let registry = Registry::new();
+    /// let per_tenant = registry.counter_family(
+    ///     Opts::new("agent_requests_total", "Requests.")
+    ///         .labels(["tenant"])
+    ///         .expire_after_idle(Duration::from_secs(600)),
+    /// )?;
+    /// per_tenant.with(&["acme"], |c| c.inc())?;
+    /// # Ok::<(), beluga_metrics::RegistryError>(())
+    /// ```
+    pub fn expire_after_idle(mut self, idle: std::time::Duration) -> Self {
+        self.idle_expiry = Some(idle);
         self
     }
 

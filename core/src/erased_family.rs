@@ -3,11 +3,14 @@
 
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crate::desc::Descriptor;
 use crate::family::FamilyInner;
 use crate::handles::Metric;
 use crate::histogram::HistogramValue;
+use crate::idle_expiry::{fingerprint, IdleExpiry, Verdict};
+use crate::label_set::{hash_values, process_seed};
 use crate::name::OVERFLOW_LABEL;
 use crate::sample::{Labels, Value};
 use crate::sync::Ordering::Relaxed;
@@ -18,6 +21,7 @@ pub(crate) trait ErasedFamily: Send + Sync {
     fn bounds(&self) -> Option<&[f64]>;
     fn visit_series(&self, scratch: &mut HistogramValue, f: &mut dyn FnMut(Labels<'_>, Value<'_>));
     fn refused_label_sets(&self) -> u64;
+    fn idle_expiry(&self) -> Option<Duration>;
     fn invalid_values(&self) -> u64;
     fn refuses_values(&self) -> bool;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
@@ -37,10 +41,19 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
 
     fn visit_series(&self, scratch: &mut HistogramValue, f: &mut dyn FnMut(Labels<'_>, Value<'_>)) {
         let names = &self.descriptor.label_names;
-        for series in self.table.read().ordered() {
-            let labels =
-                Labels::with_exposition(names, &series.label_values, &series.exposition, M::TYPE);
-            f(labels, M::read(&series.storage, scratch));
+        match &self.expiry {
+            None => {
+                for series in self.table.read().ordered() {
+                    let labels = Labels::with_exposition(
+                        names,
+                        &series.label_values,
+                        &series.exposition,
+                        M::TYPE,
+                    );
+                    f(labels, M::read(&series.storage, scratch));
+                }
+            }
+            Some(expiry) => self.visit_expiring(expiry, scratch, f),
         }
         if let Some(series) = self.overflow.get() {
             let names = OVERFLOW_NAMES.get_or_init(|| [Box::from(OVERFLOW_LABEL)]);
@@ -53,6 +66,10 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
 
     fn refused_label_sets(&self) -> u64 {
         self.refused.load(Relaxed)
+    }
+
+    fn idle_expiry(&self) -> Option<Duration> {
+        self.expiry.as_ref().map(IdleExpiry::after)
     }
 
     fn invalid_values(&self) -> u64 {
@@ -77,5 +94,74 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+}
+
+impl<M: Metric> FamilyInner<M> {
+    /// The walk of a family whose idle series expire (see `idle_expiry`):
+    /// expired series recorded into since come back first, then every live
+    /// series is exposed unless it has been idle too long, in which case it
+    /// leaves the table.
+    fn visit_expiring(
+        &self,
+        expiry: &IdleExpiry<M::Storage>,
+        scratch: &mut HistogramValue,
+        f: &mut dyn FnMut(Labels<'_>, Value<'_>),
+    ) {
+        let names = &self.descriptor.label_names;
+        let back = expiry.recorded_since_expiry(|s| fingerprint(&M::read(&s.storage, scratch)));
+        if !back.is_empty() {
+            let mut table = self.table.write();
+            for (hash, series) in back {
+                let fingerprint_now = fingerprint(&M::read(&series.storage, scratch));
+                let taken = table.find(hash, &series.label_values).is_some();
+                if taken || table.len() >= self.limit {
+                    // Kept (and counting) until there is room again.
+                    expiry.keep_expired(hash, &series, fingerprint_now);
+                } else {
+                    table.insert(hash, series);
+                }
+            }
+        }
+        let generation = expiry.begin_pass();
+        let mut idle = Vec::new();
+        for series in self.table.read().ordered() {
+            let value = M::read(&series.storage, scratch);
+            match expiry.judge(series, fingerprint(&value), generation) {
+                Verdict::Live => f(
+                    Labels::with_exposition(
+                        names,
+                        &series.label_values,
+                        &series.exposition,
+                        M::TYPE,
+                    ),
+                    value,
+                ),
+                Verdict::Expire(seen) => {
+                    if let Ok(hash) = hash_values(process_seed(), &series.label_values) {
+                        idle.push((hash, series.clone(), seen));
+                    }
+                }
+            }
+        }
+        expiry.end_pass(generation);
+        if idle.is_empty() {
+            return;
+        }
+        let mut fingerprints = std::collections::HashMap::new();
+        let candidates = idle
+            .into_iter()
+            .map(|(hash, series, seen)| {
+                fingerprints.insert(Arc::as_ptr(&series), seen);
+                (hash, series)
+            })
+            .collect();
+        let removed = self.table.write().remove_all(candidates);
+        for (hash, series) in removed {
+            // A record that lands after the walk read the value changes the
+            // fingerprint, and the next encode brings the series back.
+            let seen = fingerprints[&Arc::as_ptr(&series)];
+            expiry.expired(hash, &series, seen);
+        }
     }
 }

@@ -17,6 +17,7 @@ use crate::desc::Descriptor;
 use crate::error::LabelError;
 use crate::handles::Metric;
 use crate::histogram::BucketMap;
+use crate::idle_expiry::IdleExpiry;
 use crate::label_set::{check_count, hash_values, order_pairs, process_seed, value_too_long};
 use crate::lookup_cache::{self, Resolved};
 use crate::name::OVERFLOW_LABEL;
@@ -42,6 +43,8 @@ pub(crate) struct FamilyInner<M: Metric> {
     pub(crate) refused: AtomicU64,
     /// Lookups refused for a label value longer than the limit.
     pub(crate) rejected: AtomicU64,
+    /// Present when idle series expire (`Opts::expire_after_idle`).
+    pub(crate) expiry: Option<IdleExpiry<M::Storage>>,
 }
 
 /// A metric family with a fixed list of label names; each distinct list of
@@ -75,6 +78,7 @@ impl<M: Metric> Family<M> {
         descriptor: Descriptor,
         buckets: Option<Arc<BucketMap>>,
         limit: usize,
+        idle_expiry: Option<std::time::Duration>,
     ) -> Self {
         Family {
             inner: Arc::new(FamilyInner {
@@ -87,6 +91,7 @@ impl<M: Metric> Family<M> {
                 overflow: OnceLock::new(),
                 refused: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
+                expiry: idle_expiry.map(IdleExpiry::new),
             }),
         }
     }
@@ -173,6 +178,22 @@ impl<M: Metric> Family<M> {
                 series: series.clone(),
                 cacheable: true,
             };
+        }
+        if table.len() < self.inner.limit {
+            // An expired series that a handle or a cache still holds comes
+            // back with what it counted, rather than a new one from zero.
+            if let Some(series) = self
+                .inner
+                .expiry
+                .as_ref()
+                .and_then(|e| e.revive(hash, values))
+            {
+                table.insert(hash, series.clone());
+                return Resolved {
+                    series,
+                    cacheable: true,
+                };
+            }
         }
         if table.len() >= self.inner.limit {
             drop(table);
@@ -281,6 +302,21 @@ impl<M: Metric> Family<M> {
     /// Whether the family has no series yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Series that idle expiry took out of the family but that a handle (or
+    /// a thread's lookup cache) may still hold, so still record into; the
+    /// next encode forgets those nothing holds any more. Always 0 without
+    /// [`Opts::expire_after_idle`](crate::Opts::expire_after_idle).
+    ///
+    /// ```
+    /// # use beluga_metrics::{Opts, Registry};
+    /// # let family = Registry::new().counter_family(Opts::new("calls", "Calls.").labels(["model"]))?;
+    /// assert_eq!(family.expired_but_held(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn expired_but_held(&self) -> usize {
+        self.inner.expiry.as_ref().map_or(0, |e| e.expired_len())
     }
 
     /// The most distinct label sets this family keeps.

@@ -70,6 +70,7 @@ mod series_table;
 mod erased_family;
 mod family;
 mod handles;
+mod idle_expiry;
 // 4. the registry
 mod registry;
 // 5. reading out: the visitor walk and the text encoders

@@ -265,6 +265,8 @@ impl Registry {
                 Some("label names")
             } else if existing.bounds() != bounds_slice {
                 Some("bucket boundaries")
+            } else if existing.idle_expiry() != opts.idle_expiry {
+                Some("idle expiry")
             } else {
                 None
             };
@@ -295,7 +297,7 @@ impl Registry {
         }
         let limit = opts.cardinality_limit.unwrap_or(self.inner.default_limit);
         let map = bounds.clone().map(|b| Arc::new(BucketMap::new(b)));
-        let family = Family::<M>::new(descriptor, map, limit);
+        let family = Family::<M>::new(descriptor, map, limit, opts.idle_expiry);
         let name = family.inner.descriptor.name.clone();
         for exposed in exposed {
             state.exposed.insert(exposed, name.clone());

@@ -77,6 +77,34 @@ impl<S> SeriesTable<S> {
         Some(series)
     }
 
+    /// Removes each of `series` (with its label-set hash) that is still in
+    /// the table, in one pass over the creation order; returns those removed.
+    pub(crate) fn remove_all(
+        &mut self,
+        series: Vec<(u64, Arc<Series<S>>)>,
+    ) -> Vec<(u64, Arc<Series<S>>)> {
+        let mut removed = Vec::with_capacity(series.len());
+        for (hash, one) in series {
+            let Some(bucket) = self.by_hash.get_mut(&hash) else {
+                continue;
+            };
+            let before = bucket.len();
+            bucket.retain(|s| !Arc::ptr_eq(s, &one));
+            if bucket.len() < before {
+                if bucket.is_empty() {
+                    self.by_hash.remove(&hash);
+                }
+                removed.push((hash, one));
+            }
+        }
+        if !removed.is_empty() {
+            let gone: std::collections::HashSet<*const Series<S>> =
+                removed.iter().map(|(_, s)| Arc::as_ptr(s)).collect();
+            self.ordered.retain(|s| !gone.contains(&Arc::as_ptr(s)));
+        }
+        removed
+    }
+
     /// Series in creation order.
     pub(crate) fn ordered(&self) -> &[Arc<Series<S>>] {
         &self.ordered
