@@ -164,7 +164,7 @@ impl Opts {
     ///         .expire_after_idle(Duration::from_secs(600)),
     /// )?;
     /// per_tenant.with(&["acme"], |c| c.inc())?;
-    /// # Ok::<(), beluga_metrics::RegistryError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn expire_after_idle(mut self, idle: std::time::Duration) -> Self {
         self.idle_expiry = Some(idle);
