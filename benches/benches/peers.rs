@@ -62,6 +62,9 @@ trait Library: Sync {
     /// `None` if the library has no label lookup (bound instruments).
     fn labelled_inc(&self, model: &'static str, tenant: &'static str) -> Option<()>;
     fn histogram_record(&self, value: f64);
+    /// One observation into a 2-label histogram family; `None` if the
+    /// library has no label lookup.
+    fn labelled_record(&self, model: &'static str, tenant: &'static str, value: f64) -> Option<()>;
 }
 
 /// Libraries that also encode the Prometheus text format.
@@ -82,6 +85,7 @@ struct Beluga {
     counter: beluga_metrics::Counter,
     family: beluga_metrics::Family<beluga_metrics::Counter>,
     histogram: beluga_metrics::Histogram,
+    histograms: beluga_metrics::Family<beluga_metrics::Histogram>,
 }
 
 impl Beluga {
@@ -95,6 +99,12 @@ impl Beluga {
                 .unwrap(),
             histogram: r
                 .histogram(Opts::new("h", "h"), Buckets::new(BUCKETS))
+                .unwrap(),
+            histograms: r
+                .histogram_family(
+                    Opts::new("lh", "lh").labels(["model", "tenant"]),
+                    Buckets::new(BUCKETS),
+                )
                 .unwrap(),
         }
     }
@@ -113,6 +123,12 @@ impl Library for Beluga {
     #[inline]
     fn histogram_record(&self, value: f64) {
         self.histogram.record(value);
+    }
+    #[inline]
+    fn labelled_record(&self, model: &'static str, tenant: &'static str, value: f64) -> Option<()> {
+        self.histograms
+            .with(&[model, tenant], |h| h.record(value))
+            .ok()
     }
 }
 
@@ -183,6 +199,11 @@ impl Library for MetricsRs {
     fn histogram_record(&self, value: f64) {
         self.histogram.record(value);
     }
+    #[inline]
+    fn labelled_record(&self, model: &'static str, tenant: &'static str, value: f64) -> Option<()> {
+        metrics::histogram!("lh", "model" => model, "tenant" => tenant).record(value);
+        Some(())
+    }
 }
 
 impl Encodes for MetricsRs {
@@ -205,6 +226,7 @@ struct Tikv {
     counter: prometheus::IntCounter,
     family: prometheus::IntCounterVec,
     histogram: prometheus::Histogram,
+    histograms: prometheus::HistogramVec,
 }
 
 impl Tikv {
@@ -218,6 +240,11 @@ impl Tikv {
             .unwrap(),
             histogram: prometheus::Histogram::with_opts(
                 prometheus::HistogramOpts::new("h", "h").buckets(BUCKETS.to_vec()),
+            )
+            .unwrap(),
+            histograms: prometheus::HistogramVec::new(
+                prometheus::HistogramOpts::new("lh", "lh").buckets(BUCKETS.to_vec()),
+                &["model", "tenant"],
             )
             .unwrap(),
         }
@@ -238,6 +265,13 @@ impl Library for Tikv {
     #[inline]
     fn histogram_record(&self, value: f64) {
         self.histogram.observe(value);
+    }
+    #[inline]
+    fn labelled_record(&self, model: &'static str, tenant: &'static str, value: f64) -> Option<()> {
+        self.histograms
+            .with_label_values(&[model, tenant])
+            .observe(value);
+        Some(())
     }
 }
 
@@ -277,6 +311,11 @@ struct PromClient {
         prometheus_client::metrics::counter::Counter,
     >,
     histogram: prometheus_client::metrics::histogram::Histogram,
+    histograms: prometheus_client::metrics::family::Family<
+        PcLabels,
+        prometheus_client::metrics::histogram::Histogram,
+        fn() -> prometheus_client::metrics::histogram::Histogram,
+    >,
 }
 
 impl PromClient {
@@ -285,6 +324,9 @@ impl PromClient {
             counter: Default::default(),
             family: Default::default(),
             histogram: prometheus_client::metrics::histogram::Histogram::new(BUCKETS),
+            histograms: prometheus_client::metrics::family::Family::new_with_constructor(|| {
+                prometheus_client::metrics::histogram::Histogram::new(BUCKETS)
+            }),
         }
     }
 }
@@ -305,6 +347,13 @@ impl Library for PromClient {
     #[inline]
     fn histogram_record(&self, value: f64) {
         self.histogram.observe(value);
+    }
+    #[inline]
+    fn labelled_record(&self, model: &'static str, tenant: &'static str, value: f64) -> Option<()> {
+        self.histograms
+            .get_or_create(&[("model", model), ("tenant", tenant)])
+            .observe(value);
+        Some(())
     }
 }
 
@@ -377,6 +426,18 @@ impl Library for Otel {
     fn histogram_record(&self, value: f64) {
         self.histogram.record(value, &[]);
     }
+    #[inline]
+    fn labelled_record(&self, model: &'static str, tenant: &'static str, value: f64) -> Option<()> {
+        use opentelemetry::KeyValue;
+        self.histogram.record(
+            value,
+            &[
+                KeyValue::new("model", model),
+                KeyValue::new("tenant", tenant),
+            ],
+        );
+        Some(())
+    }
 }
 
 struct OtelBound {
@@ -409,6 +470,9 @@ impl Library for OtelBound {
     fn histogram_record(&self, value: f64) {
         self.histogram.record(value);
     }
+    fn labelled_record(&self, _: &'static str, _: &'static str, _: f64) -> Option<()> {
+        None
+    }
 }
 
 // measured
@@ -425,6 +489,7 @@ struct Measured {
     counter: measured::Counter,
     family: measured::CounterVec<PairSet>,
     histogram: measured::Histogram<14>,
+    histograms: measured::HistogramVec<PairSet, 14>,
 }
 
 impl Measured {
@@ -433,6 +498,10 @@ impl Measured {
             counter: measured::Counter::new(),
             family: measured::CounterVec::with_label_set(PairSet::default()),
             histogram: measured::Histogram::with_metadata(
+                measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
+            ),
+            histograms: measured::HistogramVec::with_label_set_and_metadata(
+                PairSet::default(),
                 measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
             ),
         }
@@ -453,6 +522,11 @@ impl Library for Measured {
     #[inline]
     fn histogram_record(&self, value: f64) {
         self.histogram.observe(value);
+    }
+    #[inline]
+    fn labelled_record(&self, model: &'static str, tenant: &'static str, value: f64) -> Option<()> {
+        self.histograms.observe(Pair { model, tenant }, value);
+        Some(())
     }
 }
 
@@ -539,6 +613,89 @@ fn recording<L: Library>(c: &mut Criterion, lib: &L) {
                 contended(threads, iters, |i| {
                     lib.histogram_record(black_box(values[(i & 1023) as usize]))
                 })
+            })
+        });
+        group.finish();
+    }
+}
+
+/// Label sets for the cold rows: more than any per-thread cache of a few
+/// hundred entries holds.
+fn cold_label_sets() -> &'static [(&'static str, &'static str)] {
+    static SETS: std::sync::OnceLock<Vec<(&'static str, &'static str)>> =
+        std::sync::OnceLock::new();
+    SETS.get_or_init(|| {
+        let models: Vec<&'static str> = (0..20)
+            .map(|i| &*Box::leak(format!("model-{i}").into_boxed_str()))
+            .collect();
+        let tenants: Vec<&'static str> = (0..50)
+            .map(|i| &*Box::leak(format!("tenant-{i}").into_boxed_str()))
+            .collect();
+        models
+            .iter()
+            .flat_map(|m| tenants.iter().map(move |t| (*m, *t)))
+            .collect()
+    })
+}
+
+/// Evicts the caches by reading `bytes` of a buffer of that size, one
+/// load per 64-byte line (outside the timed region).
+fn flush_caches(buffer: &[u8]) {
+    let mut sum = 0u8;
+    for line in buffer.chunks(64) {
+        sum = sum.wrapping_add(line[0]);
+    }
+    black_box(sum);
+}
+
+/// One agent turn recorded with cold caches: a 2-label counter lookup and
+/// increment, a 2-label histogram record and a plain counter increment,
+/// over 1,000 label sets, right after walking 64 MiB (everything evicted)
+/// or 4 MiB (L1 and L2 evicted). Criterion's iteration count is honoured
+/// by timing at most 16 cold turns per call and scaling (every turn needs
+/// its own walk, which takes far longer than the turn).
+fn cold<L: Library>(c: &mut Criterion, lib: &L) {
+    let sets = cold_label_sets();
+    if lib.labelled_inc(sets[0].0, sets[0].1).is_none()
+        || lib.labelled_record(sets[0].0, sets[0].1, 0.1).is_none()
+    {
+        return;
+    }
+    // Every series exists before timing: first use is not the cold cost.
+    for &(m, t) in sets {
+        lib.labelled_inc(m, t);
+        lib.labelled_record(m, t, 0.1);
+    }
+    let turns_per_sample = if beluga_benches::quick() { 2 } else { 16 };
+    for (row, mib) in [("64MiB", 64usize), ("4MiB", 4)] {
+        let buffer: Vec<u8> = (0..mib << 20).map(|i| i as u8).collect();
+        let mut group = c.benchmark_group(format!("peers/cold_turn/{row}"));
+        group.sample_size(10);
+        // Criterion's warm-up doubles the iteration count until the *wall*
+        // time of the calls (walks included) passes the warm-up time; with a
+        // walk per turn and at most 16 turns per call that would double the
+        // count into overflow. One short warm-up call is enough here.
+        group.warm_up_time(std::time::Duration::from_millis(1));
+        let mut next = 0usize;
+        group.bench_function(L::NAME, |b| {
+            b.iter_custom(|iters| {
+                if iters == 0 {
+                    return std::time::Duration::ZERO;
+                }
+                let turns = iters.min(turns_per_sample);
+                let mut timed = std::time::Duration::ZERO;
+                for _ in 0..turns {
+                    next = (next + 617) % sets.len();
+                    let (m, t) = sets[next];
+                    flush_caches(&buffer);
+                    let start = std::time::Instant::now();
+                    lib.labelled_inc(black_box(m), black_box(t));
+                    lib.labelled_record(black_box(m), black_box(t), black_box(0.42));
+                    lib.counter_inc();
+                    timed += start.elapsed();
+                }
+                let scaled = timed.as_nanos() * u128::from(iters) / u128::from(turns);
+                std::time::Duration::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX))
             })
         });
         group.finish();
@@ -758,6 +915,12 @@ fn main() {
     recording(&mut c, &Otel::new());
     recording(&mut c, &OtelBound::new());
     recording(&mut c, &Measured::new());
+    cold(&mut c, &Beluga::new());
+    cold(&mut c, &MetricsRs::new());
+    cold(&mut c, &Tikv::new());
+    cold(&mut c, &PromClient::new());
+    cold(&mut c, &Otel::new());
+    cold(&mut c, &Measured::new());
     encoding::<Beluga>(&mut c, "beluga");
     encoding::<MetricsRs>(&mut c, "metrics");
     encoding::<Tikv>(&mut c, "prometheus");
