@@ -75,12 +75,7 @@ impl Transport {
         };
         let response = match self.client.send_within(request, timeout).await {
             Ok(response) => response,
-            Err(e) => {
-                return Outcome::Retry {
-                    why: e.to_string(),
-                    retry_after: None,
-                }
-            }
+            Err(no_answer) => return no_answer.into(),
         };
         let status = response.status;
         if status.is_success() {

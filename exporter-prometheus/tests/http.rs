@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use beluga_exporter_prometheus::{Auth, ExporterError, PrometheusExporter};
 use beluga_metrics::{Format, Opts, Registry};
-use common::{get, request};
+use common::{big_registry, get, request};
 
 fn serve(registry: &Registry) -> beluga_exporter_prometheus::ExporterThread {
     PrometheusExporter::builder()
@@ -308,22 +308,6 @@ async fn spawn_on_the_current_runtime_and_shut_down_gracefully() {
         TcpStream::connect(addr).is_err(),
         "the port is closed after shutdown"
     );
-}
-
-/// A registry big enough that one encode takes a few milliseconds.
-fn big_registry() -> Registry {
-    let r = Registry::new();
-    let family = r
-        .counter_family(
-            Opts::new("big_total", "Big.")
-                .labels(["k"])
-                .cardinality_limit(300_000),
-        )
-        .unwrap();
-    for i in 0..200_000 {
-        family.with_labels(&[i.to_string()]).unwrap().inc();
-    }
-    r
 }
 
 #[test]

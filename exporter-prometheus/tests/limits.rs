@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use beluga_exporter_prometheus::PrometheusExporter;
 use beluga_metrics::{Format, Opts, Registry};
-use common::{get, poll, request};
+use common::{big_registry, get, poll, request};
 
 struct Counting;
 static LIVE: AtomicI64 = AtomicI64::new(0);
@@ -49,21 +49,6 @@ static ALLOCATOR: Counting = Counting;
 /// Serialises the tests of this file: the peak-memory test must not see
 /// another test's allocations.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn big_registry() -> Registry {
-    let r = Registry::new();
-    let family = r
-        .counter_family(
-            Opts::new("big_total", "Big.")
-                .labels(["k"])
-                .cardinality_limit(300_000),
-        )
-        .unwrap();
-    for i in 0..200_000 {
-        family.with_labels(&[i.to_string()]).unwrap().inc();
-    }
-    r
-}
 
 fn errors(r: &Registry, reason: &str) -> u64 {
     let text = r.encode(Format::PrometheusText);

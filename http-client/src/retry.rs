@@ -26,6 +26,17 @@ pub enum Outcome<T, E> {
     Fatal(E),
 }
 
+/// A request that got no answer (connect, send, read, timeout) is always
+/// worth another attempt.
+impl<T, E> From<crate::SendError> for Outcome<T, E> {
+    fn from(error: crate::SendError) -> Self {
+        Outcome::Retry {
+            why: error.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
 /// Why [`RetryPolicy::run`] gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryError<E> {

@@ -425,3 +425,19 @@ fn read_head(stream: &mut TcpStream) {
     let mut body = vec![0u8; length];
     let _ = stream.read_exact(&mut body);
 }
+
+/// A registry big enough that one encode takes a few milliseconds.
+pub fn big_registry() -> beluga_metrics::Registry {
+    let r = beluga_metrics::Registry::new();
+    let family = r
+        .counter_family(
+            beluga_metrics::Opts::new("big_total", "Big.")
+                .labels(["k"])
+                .cardinality_limit(300_000),
+        )
+        .unwrap();
+    for i in 0..200_000 {
+        family.with_labels(&[i.to_string()]).unwrap().inc();
+    }
+    r
+}
