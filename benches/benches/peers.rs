@@ -666,7 +666,7 @@ fn cold<L: Library>(c: &mut Criterion, lib: &L) {
         lib.labelled_inc(m, t);
         lib.labelled_record(m, t, 0.1);
     }
-    let turns_per_sample = if beluga_benches::quick() { 2 } else { 16 };
+    let turns_per_sample = if beluga_benches::quick() { 2 } else { 48 };
     for (row, mib) in [("64MiB", 64usize), ("4MiB", 4)] {
         let buffer: Vec<u8> = (0..mib << 20).map(|i| i as u8).collect();
         let mut group = c.benchmark_group(format!("peers/cold_turn/{row}"));

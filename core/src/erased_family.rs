@@ -10,7 +10,7 @@ use crate::family::FamilyInner;
 use crate::handles::Metric;
 use crate::histogram::HistogramValue;
 use crate::idle_expiry::{fingerprint, IdleExpiry, Verdict};
-use crate::label_set::{hash_values, process_seed};
+use crate::label_set::hash_values;
 use crate::name::OVERFLOW_LABEL;
 use crate::sample::{Labels, Value};
 use crate::sync::Ordering::Relaxed;
@@ -138,7 +138,7 @@ impl<M: Metric> FamilyInner<M> {
                     value,
                 ),
                 Verdict::Expire(seen) => {
-                    if let Ok(hash) = hash_values(process_seed(), &series.label_values) {
+                    if let Ok(hash) = hash_values(self.seed, &series.label_values) {
                         idle.push((hash, series.clone(), seen));
                     }
                 }

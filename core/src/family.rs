@@ -30,11 +30,20 @@ static NEXT_FAMILY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// Default cap on distinct label sets per family.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 
+// `repr(C)` keeps the fields a lookup reads (id, version, seed, label
+// count) together at the front, in one cache line: a lookup right after
+// the caches were flushed then misses once on the family, not three times.
+#[repr(C)]
 pub(crate) struct FamilyInner<M: Metric> {
     /// Unique for the life of the process (keys the per-thread lookup cache).
     id: u64,
     /// Bumped by every removal, so cached handles to removed series expire.
     version: AtomicU64,
+    /// The process's label-hash seed, copied here so a lookup does not
+    /// read it from elsewhere.
+    pub(crate) seed: u64,
+    /// How many label names the family has.
+    label_count: usize,
     pub(crate) descriptor: Descriptor,
     pub(crate) buckets: Option<Arc<BucketMap>>,
     pub(crate) limit: usize,
@@ -84,6 +93,8 @@ impl<M: Metric> Family<M> {
             inner: Arc::new(FamilyInner {
                 id: NEXT_FAMILY_ID.fetch_add(1, Relaxed),
                 version: AtomicU64::new(0),
+                seed: process_seed(),
+                label_count: descriptor.label_names.len(),
                 descriptor,
                 buckets,
                 limit,
@@ -136,8 +147,10 @@ impl<M: Metric> Family<M> {
         values: &[V],
         f: impl FnOnce(&M) -> R,
     ) -> Result<R, LabelError> {
-        check_count(&self.inner.descriptor, values.len())?;
-        let hash = match hash_values(process_seed(), values) {
+        if values.len() != self.inner.label_count {
+            check_count(&self.inner.descriptor, values.len())?;
+        }
+        let hash = match hash_values(self.inner.seed, values) {
             Ok(hash) => hash,
             Err(too_long) => {
                 self.inner.rejected.fetch_add(1, Relaxed);
@@ -280,7 +293,7 @@ impl<M: Metric> Family<M> {
     /// ```
     pub fn remove<V: AsRef<str>>(&self, values: &[V]) -> Result<bool, LabelError> {
         check_count(&self.inner.descriptor, values.len())?;
-        let hash = hash_values(process_seed(), values).map_err(|too_long| {
+        let hash = hash_values(self.inner.seed, values).map_err(|too_long| {
             value_too_long(
                 &self.inner.descriptor,
                 too_long,

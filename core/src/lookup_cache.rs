@@ -21,9 +21,12 @@
 //!   cache stays borrowed, so a nested lookup from inside the closure cannot
 //!   evict the entry in use. Such nested lookups, and lookups during thread
 //!   teardown, bypass the cache and take the family's table path.
-//! * Family ids are unique for the life of the process, and the entry records
-//!   the storage's `TypeId`, so an entry is only ever read back as the type it
-//!   was stored as.
+//! * Family ids are unique for the life of the process (they start at 1; an
+//!   empty way has family 0) and a family's storage type never changes, so a
+//!   way whose key names a family holds that family's `Arc<Series<S>>` and is
+//!   only ever read back as that type (debug builds also compare `TypeId`s).
+//! * A set keeps what a lookup scans (keys, series pointers) in its first two
+//!   cache lines and the owners (how to release each way) after them.
 //! * The cache knows series, not handles: it lends `&Arc<Series<S>>` and the
 //!   family turns that into a handle without a reference-count increment
 //!   (`Sealed::lend`).
@@ -56,14 +59,76 @@ impl Key {
     }
 }
 
-struct Entry {
-    key: Key,
-    storage_type: TypeId,
+/// One set of the cache. What a lookup scans, the keys and the series
+/// pointers of the four ways, fills the first two cache lines; what only
+/// filling and evicting need, the owners, comes after. A lookup right after
+/// the caches were flushed then misses on two lines for the set, not on the
+/// four or five that whole entries would span.
+#[repr(C, align(64))]
+struct Set {
+    /// `family == 0` marks an empty way (family ids start at 1).
+    keys: [Key; WAYS],
     /// From `Arc::into_raw` of an `Arc<Series<S>>`, where `S` is the storage
-    /// type `storage_type`.
-    series: *const (),
-    /// Gives the strong reference back; knows the concrete `S`.
+    /// type of the family the key names; null for an empty way.
+    series: [*const (); WAYS],
+    owners: [Option<Owner>; WAYS],
+}
+
+/// How to give a way's strong reference back.
+#[derive(Clone, Copy)]
+struct Owner {
+    /// Knows the concrete `S`.
     release: unsafe fn(*const ()),
+    /// `TypeId::of::<S>()`, checked against the reader's in debug builds.
+    storage_type: TypeId,
+}
+
+const EMPTY_KEY: Key = Key {
+    family: 0,
+    version: 0,
+    hash: 0,
+};
+
+impl Set {
+    const EMPTY: Set = Set {
+        keys: [EMPTY_KEY; WAYS],
+        series: [std::ptr::null(); WAYS],
+        owners: [None; WAYS],
+    };
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.keys.swap(a, b);
+        self.series.swap(a, b);
+        self.owners.swap(a, b);
+    }
+
+    /// Evicts the last way, shifts the others back, and puts `series` (of
+    /// storage type `S`) in front under `key`.
+    fn insert_front<S: Send + Sync + 'static>(&mut self, key: Key, series: Arc<Series<S>>) {
+        self.release(WAYS - 1);
+        self.keys.rotate_right(1);
+        self.series.rotate_right(1);
+        self.owners.rotate_right(1);
+        self.keys[0] = key;
+        self.series[0] = Arc::into_raw(series).cast();
+        self.owners[0] = Some(Owner {
+            release: release::<S>,
+            storage_type: TypeId::of::<S>(),
+        });
+    }
+
+    /// Gives way `way`'s reference back and empties it.
+    fn release(&mut self, way: usize) {
+        if let Some(owner) = self.owners[way].take() {
+            // SAFETY: `series[way]` and `owners[way]` were set together in
+            // `insert_front` from one `Arc::into_raw` of an
+            // `Arc<Series<S>>` whose `S` `release` knows, moved together
+            // since, and `take` makes this the only release of it.
+            unsafe { (owner.release)(self.series[way]) };
+        }
+        self.keys[way] = EMPTY_KEY;
+        self.series[way] = std::ptr::null();
+    }
 }
 
 /// # Safety
@@ -74,17 +139,16 @@ unsafe fn release<S>(series: *const ()) {
     drop(unsafe { Arc::from_raw(series.cast::<Series<S>>()) });
 }
 
-impl Drop for Entry {
+impl Drop for Set {
     fn drop(&mut self) {
-        // SAFETY: `series` and `release` were set together in `store` from
-        // one `Arc::into_raw`, and each entry is dropped once.
-        unsafe { (self.release)(self.series) }
+        for way in 0..WAYS {
+            self.release(way);
+        }
     }
 }
 
 thread_local! {
-    static CACHE: RefCell<[[Option<Entry>; WAYS]; SETS]> =
-        const { RefCell::new([const { [const { None }; WAYS] }; SETS]) };
+    static CACHE: RefCell<[Set; SETS]> = const { RefCell::new([Set::EMPTY; SETS]) };
 }
 
 fn labels_match<V: AsRef<str>>(stored: &[Box<str>], values: &[V]) -> bool {
@@ -118,18 +182,24 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
     let served = CACHE.try_with(|cache| {
         let mut cache = cache.try_borrow_mut().ok()?;
         let set = &mut cache[key.index()];
-        for (way, slot) in set.iter().enumerate() {
-            let Some(entry) = slot else { continue };
-            if entry.key != key || entry.storage_type != TypeId::of::<S>() {
+        for way in 0..WAYS {
+            if set.keys[way] != key {
                 continue;
             }
-            // SAFETY: the entry was stored by `store::<S>` (same TypeId), so
-            // `series` came from `Arc::into_raw` of an `Arc<Series<S>>`, and
-            // the entry still owns that reference while the cache is
-            // borrowed. `ManuallyDrop` keeps us from giving back a reference
-            // we do not own.
+            debug_assert!(
+                set.owners[way].is_some_and(|o| o.storage_type == TypeId::of::<S>()),
+                "a family's id names one storage type"
+            );
+            // SAFETY: a non-empty way whose key names this family was filled
+            // by `insert_front::<S>` with this family's storage type `S`
+            // (family ids are unique for the life of the process and a
+            // family's storage type never changes; empty ways have family 0,
+            // which no family has), so `series[way]` came from
+            // `Arc::into_raw` of an `Arc<Series<S>>`, and the way still owns
+            // that reference while the cache is borrowed. `ManuallyDrop`
+            // keeps us from giving back a reference we do not own.
             let series =
-                ManuallyDrop::new(unsafe { Arc::from_raw(entry.series.cast::<Series<S>>()) });
+                ManuallyDrop::new(unsafe { Arc::from_raw(set.series[way].cast::<Series<S>>()) });
             if labels_match(&series.label_values, values) {
                 let result = f.take()?(&series);
                 if way > 0 {
@@ -141,9 +211,7 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
         let Resolved { series, cacheable } = resolve.take()?();
         let result = f.take()?(&series);
         if cacheable {
-            // Evict the last entry, shift the others back, insert in front.
-            set.rotate_right(1);
-            set[0] = Some(store(key, series));
+            set.insert_front(key, series);
         }
         Some(result)
     });
@@ -156,14 +224,5 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
             // happen, as every path that takes `f` returns `Some`.
             _ => unreachable!("the lookup cache consumed its closure without a result"),
         },
-    }
-}
-
-fn store<S: Send + Sync + 'static>(key: Key, series: Arc<Series<S>>) -> Entry {
-    Entry {
-        key,
-        storage_type: TypeId::of::<S>(),
-        series: Arc::into_raw(series).cast(),
-        release: release::<S>,
     }
 }
