@@ -375,7 +375,6 @@ impl OtlpExporterBuilder {
                 endpoint,
                 headers,
                 gzip: compression == Compression::Gzip,
-                timeout,
                 retry: RetryPolicy::new(initial, max),
             },
             retry_budget: interval,

@@ -23,8 +23,6 @@ pub(crate) struct Transport {
     /// User headers; values marked sensitive (they often carry API keys).
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) gzip: bool,
-    /// Per-attempt timeout.
-    pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
 }
 
@@ -44,10 +42,7 @@ impl Transport {
     ) -> Result<Delivered, ExportError> {
         let result = self
             .retry
-            .run(Some(deadline), |left| {
-                let timeout = left.map_or(self.timeout, |left| self.timeout.min(left));
-                self.attempt(body.clone(), timeout)
-            })
+            .run(Some(deadline), |left| self.attempt(body.clone(), left))
             .await;
         result.map_err(|error| match error {
             RetryError::Fatal { error, .. } => error,
@@ -58,7 +53,11 @@ impl Transport {
         })
     }
 
-    async fn attempt(&self, body: Bytes, timeout: Duration) -> Outcome<Delivered, ExportError> {
+    async fn attempt(
+        &self,
+        body: Bytes,
+        left: Option<Duration>,
+    ) -> Outcome<Delivered, ExportError> {
         let mut request = self
             .endpoint
             .post(body.clone())
@@ -73,7 +72,7 @@ impl Transport {
             Ok(request) => request,
             Err(e) => return Outcome::Fatal(ExportError::InvalidConfig(e.to_string())),
         };
-        let response = match self.client.send_within(request, timeout).await {
+        let response = match self.client.send_with_time_left(request, left).await {
             Ok(response) => response,
             Err(no_answer) => return no_answer.into(),
         };

@@ -200,7 +200,6 @@ impl PushGatewayBuilder {
             client: HttpClient::new(ClientConfig::default().request_timeout(self.timeout)),
             endpoint: gateway.with_path(&path),
             registry: self.registry.unwrap_or_else(|| Registry::global().clone()),
-            timeout: self.timeout,
             retry: RetryPolicy::new(self.backoff, self.max_backoff)
                 .max_attempts(self.retries.saturating_add(1)),
             auth,
@@ -234,7 +233,6 @@ pub struct PushGateway {
     /// The gateway with this grouping key's full path.
     endpoint: Endpoint,
     registry: Registry,
-    timeout: Duration,
     retry: RetryPolicy,
     auth: Option<HeaderValue>,
 }
@@ -348,8 +346,7 @@ impl PushGateway {
         let result = self
             .retry
             .run(deadline, |left| {
-                let timeout = left.map_or(self.timeout, |left| self.timeout.min(left));
-                self.attempt(method.clone(), body.clone(), timeout)
+                self.attempt(method.clone(), body.clone(), left)
             })
             .await;
         result.map_err(|error| match error {
@@ -365,7 +362,7 @@ impl PushGateway {
         &self,
         method: Method,
         body: Bytes,
-        timeout: Duration,
+        left: Option<Duration>,
     ) -> Outcome<(), PushError> {
         let mut request = self
             .endpoint
@@ -384,7 +381,7 @@ impl PushGateway {
                 })
             }
         };
-        let response = match self.client.send_within(request, timeout).await {
+        let response = match self.client.send_with_time_left(request, left).await {
             Ok(response) => response,
             Err(no_answer) => return no_answer.into(),
         };

@@ -165,6 +165,19 @@ impl HttpClient {
         self.send_within(request, self.config.request_timeout).await
     }
 
+    /// Sends `request` within the configured request timeout, cut to `left`
+    /// when a deadline leaves less (what [`RetryPolicy::run`](crate::RetryPolicy::run)
+    /// hands each attempt).
+    pub async fn send_with_time_left(
+        &self,
+        request: Request<Full<Bytes>>,
+        left: Option<Duration>,
+    ) -> Result<Response, SendError> {
+        let timeout = self.config.request_timeout;
+        self.send_within(request, left.map_or(timeout, |left| timeout.min(left)))
+            .await
+    }
+
     /// Sends `request` and reads the answer within `timeout`.
     pub async fn send_within(
         &self,
