@@ -301,10 +301,16 @@ impl<M: Metric> Family<M> {
             )
         })?;
         let removed = self.inner.table.write().remove(hash, values);
-        if removed.is_some() {
-            self.inner.version.fetch_add(1, Relaxed);
-        }
-        Ok(removed.is_some())
+        let Some(series) = removed else {
+            return Ok(false);
+        };
+        series.removed.store(true, Relaxed);
+        self.inner.version.fetch_add(1, Relaxed);
+        // Every thread's lookup cache lets go of it now, or when its owner
+        // leaves the lookup it is in; then the last handle frees it.
+        drop(series);
+        lookup_cache::forget_removed(self.inner.id);
+        Ok(true)
     }
 
     /// Number of series, not counting the overflow series.

@@ -55,6 +55,7 @@ mod desc;
 mod error;
 mod escape;
 mod name;
+mod process_fence;
 mod sync;
 // 1. storage: cells written by one thread, read by all
 mod histogram;

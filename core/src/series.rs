@@ -2,6 +2,8 @@
 //! storage. Everything above (the family table, the lookup cache, handles)
 //! holds series through `Arc<Series<S>>`.
 
+use std::sync::atomic::AtomicBool;
+
 use crate::desc::{Descriptor, MetricType};
 use crate::escape::escape_label_value;
 
@@ -14,6 +16,9 @@ pub struct Series<S> {
     /// histograms the labels (`a="x"`), to which `le` is appended.
     pub(crate) exposition: Box<str>,
     pub(crate) storage: S,
+    /// Set when the family removes the series, so that lookup caches
+    /// sweeping themselves know to let it go (see `lookup_cache::gate`).
+    pub(crate) removed: AtomicBool,
 }
 
 impl<S> std::fmt::Debug for Series<S> {
@@ -36,6 +41,7 @@ impl<S> Series<S> {
             label_values: pairs.clone().map(|(_, v)| Box::from(v)).collect(),
             exposition: render_exposition(desc, pairs),
             storage,
+            removed: AtomicBool::new(false),
         }
     }
 }
