@@ -65,6 +65,10 @@ fn idle_thread_after(record: impl FnOnce() + Send + 'static) -> mpsc::Sender<()>
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "sweeping idle threads' caches needs Linux membarrier"
+)]
 fn removing_series_frees_them_from_an_idle_threads_cache() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let family = family();

@@ -20,7 +20,8 @@
 //!   it has finished with the sets.
 //! * `asked` counts sweeps asked of this cache (sweepers bump it), `done`
 //!   the sweeps performed (by whoever held the sets); `asked != done` means
-//!   a sweep is owed.
+//!   a sweep is owed. `claimed` and `asked` share one word, so the owner
+//!   reads both with one load.
 //!
 //! The owner enters with *store `in_use`, light fence, load `claimed`* and
 //! backs off if claimed; it leaves with *store `in_use = false`, light
@@ -58,10 +59,16 @@ use crate::sync::{AtomicBool, AtomicU64, Ordering::*};
 /// The owner's and the sweepers' flags for one thread's cache.
 pub(crate) struct Gate {
     in_use: AtomicBool,
-    claimed: AtomicBool,
-    asked: AtomicU64,
+    /// The sweepers' word: `claimed` in bit 0, `asked` in the bits above,
+    /// so that the owner reads both with one load.
+    sweeps: AtomicU64,
     done: AtomicU64,
 }
+
+/// Bit 0 of [`Gate::sweeps`].
+const CLAIMED: u64 = 1;
+/// One sweep asked, in [`Gate::sweeps`].
+const ASKED_ONE: u64 = 2;
 
 /// What an owner's attempt to use its cache found.
 #[derive(Debug, PartialEq, Eq)]
@@ -81,8 +88,7 @@ impl Gate {
     pub(crate) const fn new() -> Gate {
         Gate {
             in_use: AtomicBool::new(false),
-            claimed: AtomicBool::new(false),
-            asked: AtomicU64::new(0),
+            sweeps: AtomicU64::new(0),
             done: AtomicU64::new(0),
         }
     }
@@ -91,8 +97,7 @@ impl Gate {
     pub(crate) fn new() -> Gate {
         Gate {
             in_use: AtomicBool::new(false),
-            claimed: AtomicBool::new(false),
-            asked: AtomicU64::new(0),
+            sweeps: AtomicU64::new(0),
             done: AtomicU64::new(0),
         }
     }
@@ -107,7 +112,7 @@ impl Gate {
         }
         self.in_use.store(true, Relaxed);
         process_fence::light();
-        if self.claimed.load(Acquire) {
+        if self.sweeps.load(Acquire) & CLAIMED != 0 {
             self.in_use.store(false, Relaxed);
             return Entry::Claimed;
         }
@@ -127,13 +132,13 @@ impl Gate {
     /// Whether a sweep has been asked that nobody has performed yet.
     #[inline]
     pub(crate) fn owed(&self) -> bool {
-        self.asked.load(Acquire) != self.done.load(Relaxed)
+        self.sweeps.load(Acquire) / ASKED_ONE != self.done.load(Relaxed)
     }
 
     /// The sweeps asked so far; read by whoever holds the sets before it
     /// sweeps, and passed to [`Gate::sweep_done`] after.
     pub(crate) fn asked(&self) -> u64 {
-        self.asked.load(Acquire)
+        self.sweeps.load(Acquire) / ASKED_ONE
     }
 
     /// The sweeps performed so far; read by a sweeper that holds the sets.
@@ -149,8 +154,10 @@ impl Gate {
     /// Sweeper, before its barrier: asks for a sweep and claims the sets.
     /// Returns the number of sweeps asked, this one included.
     pub(crate) fn claim(&self) -> u64 {
-        self.claimed.store(true, Relaxed);
-        self.asked.fetch_add(1, Release) + 1
+        // Sweeps are serialised, so the claimed bit is clear here.
+        let before = self.sweeps.fetch_add(ASKED_ONE + CLAIMED, Release);
+        debug_assert_eq!(before & CLAIMED, 0, "one sweep at a time");
+        before / ASKED_ONE + 1
     }
 
     /// Sweeper, after [`process_fence::heavy`] returned `true`: whether the
@@ -162,7 +169,7 @@ impl Gate {
 
     /// Sweeper: gives the sets back.
     pub(crate) fn unclaim(&self) {
-        self.claimed.store(false, Release);
+        self.sweeps.fetch_and(!CLAIMED, Release);
     }
 }
 
