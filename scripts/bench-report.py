@@ -114,8 +114,8 @@ def memory_tables():
     if not path.exists():
         return ""
     report = json.loads(path.read_text())
-    out = ["| library | allocations per counter inc | per 2-label lookup + inc | per histogram record | bytes per 2-label counter series | bytes per histogram series (1 recording thread) |",
-           "|---|---|---|---|---|---|"]
+    out = ["| library | allocations per counter inc | per 2-label lookup + inc | per histogram record | bytes per 2-label counter series | bytes per histogram series, 1 thread, 1 record | same, 1,000 latencies over 1 ms - 1 s |",
+           "|---|---|---|---|---|---|---|"]
     for lib in LIBS:
         r = report.get(lib)
         if not r:
@@ -124,7 +124,8 @@ def memory_tables():
         f = lambda v: "n/a" if v is None else f"{v:g}"
         b = lambda k: f"{r[k]:.0f}" if k in r else "n/a"
         out.append(f"| {lib} | {f(a['counter_inc'])} | {f(a['label_lookup_inc'])} | {f(a['histogram_record'])} | "
-                   f"{b('bytes_per_2_label_counter_series')} | {b('bytes_per_histogram_series_one_thread')} |")
+                   f"{b('bytes_per_2_label_counter_series')} | {b('bytes_per_histogram_series_one_thread')} | "
+                   f"{b('bytes_per_histogram_series_one_thread_latency_spread')} |")
     return "\n".join(out)
 
 

@@ -720,10 +720,12 @@ fn encoding<E: Encodes>(c: &mut Criterion, name: &str) {
 
 // ---------------------------------------------------------------- allocations and memory
 
-/// Allocations per operation after warm-up, on the calling thread's view of
-/// a process-wide counter (the benchmark runs nothing else meanwhile).
+/// Allocations per operation after warm-up (the same 10,000 operations
+/// once before: a library may allocate the first time it sees a value range,
+/// as beluga does per octave of a histogram), on the calling thread's view
+/// of a process-wide counter (the benchmark runs nothing else meanwhile).
 fn allocations_per_op(op: impl Fn(u64)) -> f64 {
-    for i in 0..1000 {
+    for i in 0..10_000 {
         op(i);
     }
     let before = ALLOCATIONS.load(Relaxed);
@@ -754,6 +756,14 @@ fn measure_library<L: Library>(lib: &L) -> serde_json::Value {
     })
 }
 
+/// 1,000 latencies spread log-uniformly over three decades, 1 ms to 1 s:
+/// what an LLM or tool call duration histogram sees.
+fn latency_spread() -> Vec<f64> {
+    (0..1000)
+        .map(|i| 0.001 * 1000f64.powf(f64::from(i) / 999.0))
+        .collect()
+}
+
 fn memory_report() -> serde_json::Value {
     let mut report = serde_json::Map::new();
     let n = 2_000;
@@ -770,8 +780,12 @@ fn memory_report() -> serde_json::Value {
                 }
             });
             v["bytes_per_2_label_counter_series"] = serde_json::json!(per_series);
-            let (per_hist, _keep2) = bytes_per(200, |n| ($hist)(n));
+            let (per_hist, _keep2) = bytes_per(200, |n| ($hist)(n, &[0.5]));
             v["bytes_per_histogram_series_one_thread"] = serde_json::json!(per_hist);
+            let spread = latency_spread();
+            let (per_spread, _keep3) = bytes_per(200, |n| ($hist)(n, &spread));
+            v["bytes_per_histogram_series_one_thread_latency_spread"] =
+                serde_json::json!(per_spread);
             report.insert($lib.to_string(), v);
         }};
     }
@@ -780,14 +794,15 @@ fn memory_report() -> serde_json::Value {
         "beluga",
         Beluga::new(),
         |l: &Beluga, v: &'static str| l.family.with(&[v, "pro"], |c| c.inc()).unwrap(),
-        |n: usize| {
+        |n: usize, values: &[f64]| {
             use beluga_metrics::{Buckets, Opts, Registry};
             let r = Registry::new();
             let f = r
                 .histogram_family(Opts::new("m", "m").labels(["k"]), Buckets::new(BUCKETS))
                 .unwrap();
             for i in 0..n {
-                f.with_labels(&[i.to_string()]).unwrap().record(0.5);
+                let h = f.with_labels(&[i.to_string()]).unwrap();
+                values.iter().for_each(|v| h.record(*v));
             }
             r
         }
@@ -798,9 +813,10 @@ fn memory_report() -> serde_json::Value {
         |_: &MetricsRs, v: &'static str| {
             metrics::counter!("mem_total", "model" => v, "tenant" => "pro").increment(1)
         },
-        |n: usize| {
+        |n: usize, values: &[f64]| {
             for i in 0..n {
-                metrics::histogram!("mem_h", "k" => i.to_string()).record(0.5);
+                let h = metrics::histogram!("mem_h", "k" => i.to_string());
+                values.iter().for_each(|v| h.record(*v));
             }
         }
     );
@@ -808,14 +824,15 @@ fn memory_report() -> serde_json::Value {
         "prometheus",
         Tikv::new(),
         |l: &Tikv, v: &'static str| l.family.with_label_values(&[v, "pro"]).inc(),
-        |n: usize| {
+        |n: usize, values: &[f64]| {
             let h = prometheus::HistogramVec::new(
                 prometheus::HistogramOpts::new("m", "m").buckets(BUCKETS.to_vec()),
                 &["k"],
             )
             .unwrap();
             for i in 0..n {
-                h.with_label_values(&[i.to_string().as_str()]).observe(0.5);
+                let s = h.with_label_values(&[i.to_string().as_str()]);
+                values.iter().for_each(|v| s.observe(*v));
             }
             h
         }
@@ -827,13 +844,14 @@ fn memory_report() -> serde_json::Value {
             .family
             .get_or_create(&[("model", v), ("tenant", "pro")])
             .inc(),
-        |n: usize| {
+        |n: usize, values: &[f64]| {
             use prometheus_client::metrics::family::Family;
             use prometheus_client::metrics::histogram::Histogram;
             let f: Family<[(&'static str, String); 1], Histogram, _> =
                 Family::new_with_constructor(|| Histogram::new(BUCKETS));
             for i in 0..n {
-                f.get_or_create(&[("k", i.to_string())]).observe(0.5);
+                let s = f.get_or_create(&[("k", i.to_string())]);
+                values.iter().for_each(|v| s.observe(*v));
             }
             f
         }
@@ -848,12 +866,12 @@ fn memory_report() -> serde_json::Value {
                 &[KeyValue::new("model", v), KeyValue::new("tenant", "pro")],
             )
         },
-        |n: usize| {
+        |n: usize, values: &[f64]| {
             use opentelemetry::KeyValue;
             let o = Otel::new();
             for i in 0..n {
-                o.histogram
-                    .record(0.5, &[KeyValue::new("k", i.to_string())]);
+                let labels = [KeyValue::new("k", i.to_string())];
+                values.iter().for_each(|v| o.histogram.record(*v, &labels));
             }
             o
         }
@@ -865,7 +883,7 @@ fn memory_report() -> serde_json::Value {
             model: v,
             tenant: "pro"
         }),
-        |n: usize| {
+        |n: usize, values: &[f64]| {
             let keys: Vec<String> = (0..n).map(|i| i.to_string()).collect();
             let f: measured::HistogramVec<PairSet, 14> =
                 measured::HistogramVec::with_label_set_and_metadata(
@@ -873,13 +891,15 @@ fn memory_report() -> serde_json::Value {
                     measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
                 );
             for k in &keys {
-                f.observe(
-                    Pair {
-                        model: k,
-                        tenant: "x",
-                    },
-                    0.5,
-                );
+                for v in values {
+                    f.observe(
+                        Pair {
+                            model: k,
+                            tenant: "x",
+                        },
+                        *v,
+                    );
+                }
             }
             f
         }

@@ -386,20 +386,20 @@ mod loom_models {
     fn slot_handoff_through_the_pool_loses_nothing() {
         loom::model(|| {
             let shards = Arc::new(Shards::with_owned(1));
-            let pool = Arc::new(crate::sync::Mutex::new(Some(0u32)));
+            let pool = Arc::new(loom::sync::Mutex::new(Some(0u32)));
             let owners: Vec<_> = (0..2)
                 .map(|_| {
                     let (shards, pool) = (shards.clone(), pool.clone());
                     loom::thread::spawn(move || {
                         // Take the slot, record, give it back (thread exit).
                         let slot = loop {
-                            if let Some(slot) = pool.lock().take() {
+                            if let Some(slot) = pool.lock().unwrap().take() {
                                 break slot;
                             }
                             loom::thread::yield_now();
                         };
                         shards.add_u64_at(slot, 1);
-                        *pool.lock() = Some(slot);
+                        *pool.lock().unwrap() = Some(slot);
                     })
                 })
                 .collect();

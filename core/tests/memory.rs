@@ -50,15 +50,22 @@ fn measure<T>(f: impl FnOnce() -> T) -> (T, isize, usize) {
     (out, bytes1 - bytes0, calls1 - calls0)
 }
 
+/// `n` values spread log-uniformly over three decades from `low`.
+fn spread(low: f64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| low * 1000f64.powf(i as f64 / (n - 1) as f64))
+        .collect()
+}
+
 #[test]
-fn one_recording_thread_costs_at_most_16_kib_per_histogram_series() {
+fn a_recording_thread_costs_at_most_2_kib_per_histogram_series_over_three_decades() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let registry = Registry::new();
-    for (i, buckets) in [
-        Buckets::gen_ai_operation_duration(),
-        Buckets::gen_ai_token_usage(),
-        Buckets::gen_ai_time_to_first_token(),
-        Buckets::prometheus_default(),
+    for (i, (buckets, low)) in [
+        (Buckets::gen_ai_operation_duration(), 0.001), // 1 ms - 1 s
+        (Buckets::gen_ai_time_to_first_token(), 0.001),
+        (Buckets::prometheus_default(), 0.001),
+        (Buckets::gen_ai_token_usage(), 1.0), // 1 - 1,000 tokens
     ]
     .into_iter()
     .enumerate()
@@ -67,21 +74,42 @@ fn one_recording_thread_costs_at_most_16_kib_per_histogram_series() {
         let h = registry
             .histogram(Opts::new(name, "h").unit(Unit::SECONDS), buckets)
             .unwrap();
-        // The first record on this thread allocates the per-thread histogram.
-        let (_, bytes, _) = measure(|| h.record(0.3));
-        assert!(bytes > 0, "the first record allocates lazily");
+        let values = spread(low, 1000);
+        // The first record on this thread allocates the per-thread part and
+        // one page of HDR counts.
+        let (_, first, _) = measure(|| h.record(values[0]));
+        assert!(first > 0, "the first record allocates lazily");
+        assert_eq!(first as usize, h.bytes_per_recording_thread());
+        // Three decades touch about ten octaves: one page each.
+        let (_, rest, _) = measure(|| values.iter().for_each(|v| h.record(*v)));
+        let total = first + rest;
         assert!(
-            bytes <= 16 * 1024,
-            "{bytes} bytes for one thread's histogram"
+            total <= 2048,
+            "{total} bytes for one thread's histogram over three decades"
         );
-        assert_eq!(bytes as usize, h.bytes_per_recording_thread());
-        // Later records allocate nothing.
+        assert_eq!(total as usize, h.bytes_per_recording_thread());
+        // Enough records for every count to fill and carry into the
+        // series' shared wide counts (which allocates them once)...
+        for _ in 0..300 {
+            values.iter().for_each(|v| h.record(*v));
+        }
+        // ...after which recording allocates nothing.
         let (_, bytes, calls) = measure(|| {
-            for i in 0..1000 {
-                h.record(f64::from(i) * 0.01);
+            for _ in 0..300 {
+                values.iter().for_each(|v| h.record(*v));
             }
         });
         assert_eq!((bytes, calls), (0, 0));
+        assert_eq!(h.bytes_per_recording_thread() as isize, total);
+        let q = h.quantiles();
+        assert_eq!(q.count(), 601 * 1000 + 1);
+        let median = values[500];
+        // Within 1 %, or one HDR unit (1 token for the token buckets).
+        assert!(
+            (q.p50() - median).abs() <= median / 100.0 + q.resolution(),
+            "median {} against {median}",
+            q.p50()
+        );
     }
 }
 

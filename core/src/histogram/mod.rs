@@ -4,6 +4,7 @@
 
 mod bucket_map;
 mod buckets;
+mod hdr_counts;
 pub(crate) mod layout;
 pub(crate) mod storage;
 

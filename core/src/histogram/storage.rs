@@ -4,17 +4,18 @@
 //!
 //! A histogram series owns one lazily allocated [`ThreadHistogram`] per
 //! thread slot (see [`thread_slot`](crate::thread_slot)), plus one shared
-//! `ThreadHistogram` for threads beyond the owned slots. Each holds:
+//! `ThreadHistogram` for threads beyond the owned slots, plus the series'
+//! wide HDR counts. Each `ThreadHistogram` holds:
 //!
 //! * exact classic-bucket counts (`u64`), whose total is the exact `_count`;
 //! * the exact `_sum`, minimum and maximum as `f64` bit patterns;
-//! * 2,688 HDR counts (`u32`, see [`layout`](super::layout)) for quantiles.
+//! * one-byte HDR counts for quantiles, paged by octave and carried into the
+//!   series' wide counts when they fill ([`hdr_counts`](super::hdr_counts)
+//!   has that protocol). The shared slot adds to the wide counts directly.
 //!
 //! **Writers.** The owner of a slot is its only writer and updates every
 //! field with `Relaxed` load + store. Threads on the shared histogram use
-//! `fetch_add` and compare-exchange loops. Nothing on this path locks, except
-//! the one case below that happens once per 4,294,967,295 records into the
-//! same HDR count.
+//! `fetch_add` and compare-exchange loops. Nothing on this path locks.
 //!
 //! **Publication.** A slot starts as a null pointer. Its first writer
 //! allocates the `ThreadHistogram` and publishes it with a compare-exchange
@@ -22,24 +23,19 @@
 //! initialised value. Pointers are freed only when the series is dropped,
 //! which needs exclusive access, so a reader's reference never dangles.
 //!
-//! **Saturation.** An HDR count that would pass `u32::MAX` is moved into the
-//! series' `spill` histogram (an `hdrhistogram::Histogram<u64>`) under the
-//! spill mutex and reset to zero, in one critical section. Quantile readers
-//! hold the same mutex while they merge, so they never see a count both in
-//! the slot and in the spill, nor in neither. Exact counts, sum, min and max
-//! are `u64`/`f64` and never spill.
-//!
 //! **Readers.** Exact reads (`read_exact`) take no lock: they sum bucket
 //! counts over all slots with `Relaxed` loads. Every count only grows, so the
 //! same guarantees as for counters hold: a read sees every record that
 //! happened before it, and counts never go backwards between two reads. A
 //! read racing a record may see its bucket count before its sum; the next
-//! read sees both.
+//! read sees both. Quantile reads merge the HDR counts as `hdr_counts`
+//! describes: exactly, waiting at most for a carry in progress.
 
 use hdrhistogram::Histogram as HdrHistogram;
 
+use super::hdr_counts::{NarrowCounts, WideCounts};
 use super::{layout, BucketMap};
-use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Mutex, Ordering::*};
+use crate::sync::{AtomicPtr, AtomicU64, Ordering::*};
 use crate::thread_slot;
 
 /// A histogram series' per-thread storage (see the module docs).
@@ -47,7 +43,9 @@ pub struct HistogramStorage {
     buckets: std::sync::Arc<BucketMap>,
     /// Owned slots followed by the shared slot (the last one).
     slots: Box<[AtomicPtr<ThreadHistogram>]>,
-    spill: Mutex<Option<Box<HdrHistogram<u64>>>>,
+    /// HDR counts carried from the threads' one-byte counts, and those of
+    /// threads on the shared slot.
+    wide: WideCounts,
     /// NaN observations that were dropped.
     invalid: AtomicU64,
 }
@@ -66,7 +64,7 @@ pub(crate) struct ThreadHistogram {
     sum: AtomicU64,
     min: AtomicU64,
     max: AtomicU64,
-    hdr: Box<[AtomicU32]>,
+    hdr: NarrowCounts,
 }
 
 impl ThreadHistogram {
@@ -76,14 +74,17 @@ impl ThreadHistogram {
             sum: AtomicU64::new(0f64.to_bits()),
             min: AtomicU64::new(f64::INFINITY.to_bits()),
             max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
-            hdr: (0..layout::LEN).map(|_| AtomicU32::new(0)).collect(),
+            hdr: NarrowCounts::new(),
         }
     }
 
+    /// Heap bytes before any HDR page: the struct and its bucket counts.
+    fn fixed_bytes(bucket_count: usize) -> usize {
+        std::mem::size_of::<Self>() + bucket_count * std::mem::size_of::<AtomicU64>()
+    }
+
     fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + std::mem::size_of_val(&*self.buckets)
-            + std::mem::size_of_val(&*self.hdr)
+        Self::fixed_bytes(self.buckets.len()) + self.hdr.page_bytes()
     }
 }
 
@@ -278,7 +279,7 @@ impl HistogramStorage {
             slots: (0..=owned)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
-            spill: Mutex::new(None),
+            wide: WideCounts::new(),
             invalid: AtomicU64::new(0),
         }
     }
@@ -291,9 +292,28 @@ impl HistogramStorage {
         self.invalid.load(Relaxed)
     }
 
-    /// Heap bytes one recording thread adds to a series with these buckets.
-    pub(crate) fn per_thread_bytes(bucket_count: usize) -> usize {
-        ThreadHistogram::new(bucket_count).heap_bytes()
+    /// Heap bytes a recording thread adds to a series with these buckets
+    /// before its first HDR page; each octave it records into adds one page.
+    pub(crate) fn fixed_bytes_per_thread(bucket_count: usize) -> usize {
+        ThreadHistogram::fixed_bytes(bucket_count)
+    }
+
+    /// Heap bytes this series' recording threads hold, on average per
+    /// thread with a slot of its own (the fixed part alone when none has
+    /// recorded yet).
+    pub(crate) fn bytes_per_recording_thread(&self) -> usize {
+        let owned = &self.slots[..self.slots.len() - 1];
+        let (threads, bytes) = owned
+            .iter()
+            .filter_map(|slot| {
+                let ptr = slot.load(Acquire);
+                // SAFETY: as in `thread_histogram`.
+                (!ptr.is_null()).then(|| unsafe { &*ptr })
+            })
+            .fold((0, 0), |(n, b), t| (n + 1, b + t.heap_bytes()));
+        bytes
+            .checked_div(threads)
+            .unwrap_or_else(|| Self::fixed_bytes_per_thread(self.buckets.bounds().len() + 1))
     }
 
     #[inline]
@@ -330,13 +350,7 @@ impl HistogramStorage {
             if value > f64::from_bits(thread.max.load(Relaxed)) {
                 thread.max.store(value.to_bits(), Relaxed);
             }
-            let hdr = &thread.hdr[hdr_index];
-            let n = hdr.load(Relaxed);
-            if n != u32::MAX {
-                hdr.store(n + 1, Relaxed);
-            } else {
-                self.spill_saturated(hdr_index, hdr);
-            }
+            thread.hdr.increment(hdr_index, &self.wide);
         } else {
             let thread = self.thread_histogram(owned);
             thread.buckets[bucket].fetch_add(1, Relaxed);
@@ -345,37 +359,8 @@ impl HistogramStorage {
             });
             shared_update_f64(&thread.min, |m| (value < m).then_some(value));
             shared_update_f64(&thread.max, |m| (value > m).then_some(value));
-            let hdr = &thread.hdr[hdr_index];
-            let mut n = hdr.load(Relaxed);
-            loop {
-                if n == u32::MAX {
-                    self.spill_saturated(hdr_index, hdr);
-                    return;
-                }
-                match hdr.compare_exchange_weak(n, n + 1, Relaxed, Relaxed) {
-                    Ok(_) => return,
-                    Err(seen) => n = seen,
-                }
-            }
+            self.wide.add(hdr_index, 1, Relaxed);
         }
-    }
-
-    /// Moves a saturated HDR count plus the record that overflowed it into
-    /// the spill histogram.
-    #[cold]
-    fn spill_saturated(&self, index: usize, count: &AtomicU32) {
-        let mut spill = self.spill.lock();
-        // Only shared-slot writers can race here; whoever resets wins.
-        if count
-            .compare_exchange(u32::MAX, 0, Relaxed, Relaxed)
-            .is_err()
-        {
-            drop(spill);
-            count.fetch_add(1, Relaxed);
-            return;
-        }
-        let target = spill.get_or_insert_with(|| Box::new(layout::new_merge_target()));
-        let _ = target.record_n(layout::value_at(index), u64::from(u32::MAX) + 1);
     }
 
     #[inline]
@@ -414,7 +399,7 @@ impl HistogramStorage {
         unsafe { &*published }
     }
 
-    fn threads(&self) -> impl Iterator<Item = &ThreadHistogram> {
+    fn threads(&self) -> impl Iterator<Item = &ThreadHistogram> + Clone {
         self.slots.iter().filter_map(|slot| {
             let ptr = slot.load(Acquire);
             // SAFETY: as in `thread_histogram`.
@@ -446,20 +431,11 @@ impl HistogramStorage {
 
     /// Every thread's HDR counts merged into one `hdrhistogram`.
     pub(crate) fn quantiles(&self) -> Quantiles {
-        let spill = self.spill.lock();
-        let mut merged = match spill.as_deref() {
-            Some(spilled) => spilled.clone(),
-            None => layout::new_merge_target(),
-        };
-        for thread in self.threads() {
-            for (index, count) in thread.hdr.iter().enumerate() {
-                let count = count.load(Relaxed);
-                if count > 0 {
-                    let _ = merged.record_n(layout::value_at(index), u64::from(count));
-                }
-            }
-        }
-        drop(spill);
+        let mut merged = layout::new_merge_target();
+        let threads = self.threads().map(|thread| &thread.hdr);
+        self.wide.merge(threads, |index, count| {
+            let _ = merged.record_n(layout::value_at(index), count);
+        });
         let mut exact = HistogramValue::empty();
         self.read_exact(&mut exact);
         Quantiles {
@@ -522,27 +498,31 @@ mod tests {
     }
 
     #[test]
-    fn saturated_hdr_counts_spill_without_loss() {
+    fn hdr_counts_carry_without_loss_in_owned_and_shared_slots() {
         let h = storage(1);
-        h.record_at(0, 1.5); // allocates slot 0
-        h.record_at(3, 1.5); // allocates the shared slot
-        let index = h.buckets.hdr_index(1.5);
-        for slot in [0, 1] {
-            let thread = h.thread_histogram(slot);
-            thread.hdr[index].store(u32::MAX, Relaxed);
+        for _ in 0..100_000 {
+            h.record_at(0, 1.5);
+            h.record_at(3, 1.5); // the shared slot
+            h.record_at(0, 0.25);
         }
-        h.record_at(0, 1.5);
-        h.record_at(3, 1.5);
         let q = h.quantiles();
-        // Two slots at u32::MAX plus one more record each.
-        assert_eq!(q.count(), 2 * (u64::from(u32::MAX) + 1));
-        assert!((q.quantile(0.5) - 1.5).abs() < 0.02);
+        assert_eq!(q.count(), 300_000);
+        assert!((q.quantile(0.9) - 1.5).abs() < 0.02);
+        assert!((q.quantile(0.2) - 0.25).abs() < 0.005);
     }
 
     #[test]
-    fn per_thread_memory_fits_in_16_kib() {
-        let bytes = HistogramStorage::per_thread_bytes(15);
-        assert!(bytes <= 16 * 1024, "{bytes} bytes per thread");
+    fn a_thread_pays_for_the_octaves_it_records_into() {
+        let h = storage(2);
+        let fixed = HistogramStorage::fixed_bytes_per_thread(4);
+        assert_eq!(h.bytes_per_recording_thread(), fixed);
+        h.record_at(0, 1.1);
+        assert_eq!(h.bytes_per_recording_thread(), fixed + 128);
+        h.record_at(0, 1.9); // same octave
+        assert_eq!(h.bytes_per_recording_thread(), fixed + 128);
+        h.record_at(0, 3.0); // the next one
+        assert_eq!(h.bytes_per_recording_thread(), fixed + 256);
+        assert!(fixed <= 256, "{fixed} bytes before any HDR page");
     }
 }
 
@@ -584,45 +564,6 @@ mod loom_models {
             h.read_exact(&mut last);
             assert_eq!(last.bucket_counts(), &[2, 2]);
             assert_eq!(last.sum(), 5.0);
-        });
-    }
-
-    /// HDR counts saturating in an owned and in the shared slot while a
-    /// reader merges: the reader never double-counts a spilled count, and
-    /// after the joins every record is in the merge exactly once.
-    #[test]
-    fn saturation_spill_is_exact() {
-        // The merge reads all 2,688 HDR counts of each slot: allow the
-        // branches that takes, and bound preemptions to keep the run short.
-        let mut model = loom::model::Builder::new();
-        model.max_branches = 100_000;
-        model.preemption_bound = Some(2);
-        model.check(|| {
-            let h = Arc::new(HistogramStorage::with_owned(
-                std::sync::Arc::new(BucketMap::new(std::sync::Arc::from([1.0]))),
-                1,
-            ));
-            let index = h.buckets.hdr_index(0.5);
-            for slot in [0, 1] {
-                h.thread_histogram(slot).hdr[index].store(u32::MAX - 1, Relaxed);
-            }
-            let writers: Vec<_> = [0u32, 9]
-                .into_iter()
-                .map(|slot| {
-                    let h = h.clone();
-                    loom::thread::spawn(move || {
-                        h.record_at(slot, 0.5); // reaches u32::MAX
-                        h.record_at(slot, 0.5); // spills
-                    })
-                })
-                .collect();
-            let seen = h.quantiles().count();
-            let preset = 2 * u64::from(u32::MAX - 1);
-            assert!((preset..=preset + 4).contains(&seen), "reader saw {seen}");
-            for w in writers {
-                w.join().unwrap();
-            }
-            assert_eq!(h.quantiles().count(), preset + 4);
         });
     }
 }
