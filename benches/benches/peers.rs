@@ -90,12 +90,21 @@ struct Beluga {
 
 impl Beluga {
     fn new() -> Self {
+        Self::with_limit(beluga_metrics::DEFAULT_CARDINALITY_LIMIT)
+    }
+
+    /// With a cardinality limit of `limit` label sets per family.
+    fn with_limit(limit: usize) -> Self {
         use beluga_metrics::{Buckets, Opts, Registry};
         let r = Registry::new();
         Beluga {
             counter: r.counter(Opts::new("c_total", "c")).unwrap(),
             family: r
-                .counter_family(Opts::new("l_total", "l").labels(["model", "tenant"]))
+                .counter_family(
+                    Opts::new("l_total", "l")
+                        .labels(["model", "tenant"])
+                        .cardinality_limit(limit),
+                )
                 .unwrap(),
             histogram: r
                 .histogram(Opts::new("h", "h"), Buckets::new(BUCKETS))
@@ -388,10 +397,24 @@ struct Otel {
 
 impl Otel {
     fn new() -> Self {
+        Self::with_limit(None)
+    }
+
+    /// With a cardinality limit of `limit` attribute sets per instrument
+    /// (the SDK's default is 2,000).
+    fn with_limit(limit: Option<usize>) -> Self {
         use opentelemetry::metrics::MeterProvider;
-        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
-            .with_reader(opentelemetry_sdk::metrics::ManualReader::builder().build())
-            .build();
+        let mut builder = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_reader(opentelemetry_sdk::metrics::ManualReader::builder().build());
+        if let Some(limit) = limit {
+            builder = builder.with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
+                opentelemetry_sdk::metrics::Stream::builder()
+                    .with_cardinality_limit(limit)
+                    .build()
+                    .ok()
+            });
+        }
+        let provider = builder.build();
         let meter = provider.meter("bench");
         Otel {
             counter: meter.u64_counter("c").build(),
@@ -702,6 +725,55 @@ fn cold<L: Library>(c: &mut Criterion, lib: &L) {
     }
 }
 
+/// `n` distinct (model, tenant) label sets, 50 tenants per model, in a
+/// scrambled order (a stride coprime with `n`), so that consecutive lookups
+/// share neither a model nor a tenant and no cache of a few hundred entries
+/// holds them.
+fn scrambled_label_sets(n: usize) -> Vec<(&'static str, &'static str)> {
+    let tenants: Vec<&'static str> = (0..50)
+        .map(|i| &*Box::leak(format!("tenant-{i}").into_boxed_str()))
+        .collect();
+    let sets: Vec<(&'static str, &'static str)> = (0..n / 50)
+        .flat_map(|m| {
+            let model: &'static str = Box::leak(format!("model-{m}").into_boxed_str());
+            tenants.iter().map(move |t| (model, *t))
+        })
+        .collect();
+    let stride = 7919; // prime, so coprime with 5,000 and 50,000
+    (0..n).map(|i| sets[(i * stride) % n]).collect()
+}
+
+/// 2-label `&str` lookups + increment over 5,000 and 50,000 label sets in
+/// scrambled order, at 1, 2 and 4 threads (issue 11, item 2). Every series
+/// exists before timing; `make` builds the library with room for them all.
+fn high_cardinality<L: Library>(c: &mut Criterion, make: impl Fn(usize) -> L) {
+    for n in [5_000, 50_000] {
+        let lib = make(n);
+        let sets = scrambled_label_sets(n);
+        if lib.labelled_inc(sets[0].0, sets[0].1).is_none() {
+            return;
+        }
+        for &(m, t) in &sets {
+            lib.labelled_inc(m, t);
+        }
+        for threads in [1, 2, 4] {
+            let mut group =
+                c.benchmark_group(format!("peers/high_cardinality/{n}/{threads}_threads"));
+            group.throughput(Throughput::Elements(1));
+            group.bench_function(L::NAME, |b| {
+                b.iter_custom(|iters| {
+                    contended(threads, iters, |i| {
+                        // Every thread walks the same scrambled order.
+                        let (m, t) = sets[(i as usize) % n];
+                        lib.labelled_inc(black_box(m), black_box(t));
+                    })
+                })
+            });
+            group.finish();
+        }
+    }
+}
+
 fn encoding<E: Encodes>(c: &mut Criterion, name: &str) {
     for series in [1_000, 10_000, 100_000] {
         let mut encode = E::encoder(series);
@@ -941,6 +1013,12 @@ fn main() {
     cold(&mut c, &PromClient::new());
     cold(&mut c, &Otel::new());
     cold(&mut c, &Measured::new());
+    high_cardinality(&mut c, |n| Beluga::with_limit(n));
+    high_cardinality(&mut c, |_| MetricsRs::new());
+    high_cardinality(&mut c, |_| Tikv::new());
+    high_cardinality(&mut c, |_| PromClient::new());
+    high_cardinality(&mut c, |n| Otel::with_limit(Some(n)));
+    high_cardinality(&mut c, |_| Measured::new());
     encoding::<Beluga>(&mut c, "beluga");
     encoding::<MetricsRs>(&mut c, "metrics");
     encoding::<Tikv>(&mut c, "prometheus");
