@@ -1013,7 +1013,7 @@ fn main() {
     cold(&mut c, &PromClient::new());
     cold(&mut c, &Otel::new());
     cold(&mut c, &Measured::new());
-    high_cardinality(&mut c, |n| Beluga::with_limit(n));
+    high_cardinality(&mut c, Beluga::with_limit);
     high_cardinality(&mut c, |_| MetricsRs::new());
     high_cardinality(&mut c, |_| Tikv::new());
     high_cardinality(&mut c, |_| PromClient::new());

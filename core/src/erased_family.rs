@@ -119,7 +119,8 @@ impl<M: Metric> FamilyInner<M> {
                     // Kept (and counting) until there is room again.
                     expiry.keep_expired(hash, &series, fingerprint_now);
                 } else {
-                    table.insert(hash, series);
+                    table.insert(hash, series.clone());
+                    self.index.insert(hash, &series);
                 }
             }
         }
@@ -156,12 +157,21 @@ impl<M: Metric> FamilyInner<M> {
                 (hash, series)
             })
             .collect();
-        let removed = self.table.write().remove_all(candidates);
+        let removed = {
+            let mut table = self.table.write();
+            let removed = table.remove_all(candidates);
+            for (hash, series) in &removed {
+                self.index.remove(*hash, series);
+            }
+            removed
+        };
         for (hash, series) in removed {
             // A record that lands after the walk read the value changes the
             // fingerprint, and the next encode brings the series back.
             let seen = fingerprints[&Arc::as_ptr(&series)];
             expiry.expired(hash, &series, seen);
+            // Lookups that found it in the index are waited out.
+            crate::lookup_cache::retire(Box::new(series));
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Labelled families: one series per distinct list of label values.
 //!
 //! A family maps label values to series through a [`SeriesTable`] behind a
-//! read-write lock. Only *resolving* label values takes the lock (shared, on
-//! a hit), and a hit in the calling thread's lookup cache does not even do
-//! that; recording through a resolved handle never touches the family.
+//! read-write lock, mirrored in a lock-free [`SeriesIndex`] for lookups. A
+//! hit in the calling thread's lookup cache touches neither; a miss reads
+//! the index (no lock, no reference count); only new label sets, removals
+//! and encodes take the lock. Recording through a resolved handle never
+//! touches the family.
 //! Keep the handle [`Family::with_labels`] returns for hot loops.
 //!
 //! Label values are compared value by value, never through a joined string,
@@ -19,9 +21,10 @@ use crate::handles::Metric;
 use crate::histogram::BucketMap;
 use crate::idle_expiry::IdleExpiry;
 use crate::label_set::{check_count, hash_values, order_pairs, process_seed, value_too_long};
-use crate::lookup_cache::{self, Resolved};
+use crate::lookup_cache::{self, Reading, Resolved, Source};
 use crate::name::OVERFLOW_LABEL;
 use crate::series::Series;
+use crate::series_index::SeriesIndex;
 use crate::series_table::SeriesTable;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
@@ -48,6 +51,9 @@ pub(crate) struct FamilyInner<M: Metric> {
     pub(crate) buckets: Option<Arc<BucketMap>>,
     pub(crate) limit: usize,
     pub(crate) table: RwLock<SeriesTable<M::Storage>>,
+    /// The table's series, readable without its lock; changed only under
+    /// the table's write lock.
+    pub(crate) index: SeriesIndex<M::Storage>,
     pub(crate) overflow: OnceLock<Arc<Series<M::Storage>>>,
     pub(crate) refused: AtomicU64,
     /// Lookups refused for a label value longer than the limit.
@@ -99,6 +105,7 @@ impl<M: Metric> Family<M> {
                 buckets,
                 limit,
                 table: RwLock::new(SeriesTable::new()),
+                index: SeriesIndex::new(),
                 overflow: OnceLock::new(),
                 refused: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -166,21 +173,32 @@ impl<M: Metric> Family<M> {
         Ok(lookup_cache::with_series(
             key,
             values,
-            || self.resolve(hash, values),
+            |reading| self.resolve(reading, hash, values),
             |series| M::lend(series, f),
         ))
     }
 
-    /// The series for `values` from the family's table, creating it (or
-    /// sending the lookup to overflow) when it is new.
-    fn resolve<V: AsRef<str>>(&self, hash: u64, values: &[V]) -> Resolved<M::Storage> {
+    /// The series for `values`: from the family's lock-free index when
+    /// `reading` allows it, else from its table, creating it (or sending
+    /// the lookup to overflow) when it is new.
+    fn resolve<V: AsRef<str>>(
+        &self,
+        reading: Reading,
+        hash: u64,
+        values: &[V],
+    ) -> Source<M::Storage> {
+        if reading == Reading::Index {
+            if let Some(series) = self.inner.index.find(hash, values) {
+                return Source::Index(series);
+            }
+        }
         if let Some(series) = self.inner.table.read().find(hash, values) {
-            return Resolved {
+            return Source::Table(Resolved {
                 series: series.clone(),
                 cacheable: true,
-            };
+            });
         }
-        self.insert(hash, values)
+        Source::Table(self.insert(hash, values))
     }
 
     #[cold]
@@ -202,6 +220,7 @@ impl<M: Metric> Family<M> {
                 .and_then(|e| e.revive(hash, values))
             {
                 table.insert(hash, series.clone());
+                self.inner.index.insert(hash, &series);
                 return Resolved {
                     series,
                     cacheable: true,
@@ -223,6 +242,7 @@ impl<M: Metric> Family<M> {
             M::new_storage(self.inner.buckets.as_ref()),
         ));
         table.insert(hash, series.clone());
+        self.inner.index.insert(hash, &series);
         Resolved {
             series,
             cacheable: true,
@@ -300,16 +320,21 @@ impl<M: Metric> Family<M> {
                 values[too_long].as_ref().len(),
             )
         })?;
-        let removed = self.inner.table.write().remove(hash, values);
-        let Some(series) = removed else {
-            return Ok(false);
+        let series = {
+            let mut table = self.inner.table.write();
+            let Some(series) = table.remove(hash, values) else {
+                return Ok(false);
+            };
+            self.inner.index.remove(hash, &series);
+            series
         };
         series.removed.store(true, Relaxed);
         self.inner.version.fetch_add(1, Relaxed);
         // Every thread's lookup cache lets go of it now, or when its owner
-        // leaves the lookup it is in; then the last handle frees it.
-        drop(series);
+        // leaves the lookup it is in; lookups that found it in the index
+        // are waited out; then the last handle frees it.
         lookup_cache::forget_removed(self.inner.id);
+        lookup_cache::retire(Box::new(series));
         Ok(true)
     }
 

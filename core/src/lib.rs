@@ -66,6 +66,7 @@ mod label_set;
 mod lookup_cache;
 mod sample;
 mod series;
+mod series_index;
 mod series_table;
 // 3. handles, and the families that resolve label values to them
 mod erased_family;

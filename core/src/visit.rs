@@ -46,6 +46,9 @@ impl Registry {
     }
 
     pub(crate) fn visit_with(&self, visitor: &mut dyn Visitor, scratch: &mut HistogramValue) {
+        // Removed series and replaced indexes whose grace period ended while
+        // nothing was retired since are freed here, at the latest.
+        crate::lookup_cache::collect_garbage();
         // Snapshot the family list so registration never waits on an encode.
         let families = self.families();
         let mut overflow = Vec::new();

@@ -151,3 +151,106 @@ fn threads_share_series_through_their_own_caches() {
     assert_eq!(f.with(&["even"], |c| c.get()).unwrap(), 2 * TURNS);
     assert_eq!(f.with(&["odd"], |c| c.get()).unwrap(), 2 * TURNS);
 }
+
+/// Thousands of label sets, more than any thread's cache holds, looked up
+/// by several threads in scrambled order while another thread keeps adding
+/// new ones (so the family's index grows under the readers): every count is
+/// exact.
+#[test]
+fn high_cardinality_lookups_are_exact_while_the_index_grows() {
+    let r = Registry::new();
+    let f = r
+        .counter_family(
+            Opts::new("hc_total", "hc")
+                .labels(["model", "tenant"])
+                .cardinality_limit(20_000),
+        )
+        .unwrap();
+    let (sets, passes, threads) = if cfg!(miri) {
+        (300, 2, 2)
+    } else {
+        (5_000, 3, 4)
+    };
+    let label = |i: usize| (format!("model-{}", i / 50), format!("tenant-{}", i % 50));
+    for i in 0..sets {
+        let (m, t) = label(i);
+        f.with(&[&m, &t], |_| ()).unwrap();
+    }
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..passes {
+                    for k in 0..sets {
+                        let (m, t) = label((k * 7919) % sets);
+                        f.with(&[&m, &t], |c| c.inc()).unwrap();
+                    }
+                }
+            });
+        }
+        s.spawn(|| {
+            for i in sets..sets * 2 {
+                let (m, t) = label(i);
+                f.with(&[&m, &t], |c| c.inc()).unwrap();
+            }
+        });
+    });
+    for i in 0..sets * 2 {
+        let (m, t) = label(i);
+        let expected = if i < sets {
+            (passes * threads) as u64
+        } else {
+            1
+        };
+        assert_eq!(f.with_labels(&[&m, &t]).unwrap().get(), expected, "{m} {t}");
+    }
+}
+
+/// Label sets removed and recreated while other threads look them (and
+/// others) up: lookups never see a freed series, and label sets that were
+/// never removed count exactly.
+#[test]
+fn removals_under_concurrent_lookups_keep_the_others_exact() {
+    let r = Registry::new();
+    let f = r
+        .counter_family(
+            Opts::new("churn_total", "churn")
+                .labels(["tenant"])
+                .cardinality_limit(10_000),
+        )
+        .unwrap();
+    let (sets, rounds) = if cfg!(miri) { (64, 3) } else { (2_000, 50) };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let lookups = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                let mut k = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    k = (k + 7919) % sets;
+                    // Even label sets are never removed.
+                    let label = format!("t{}", k & !1);
+                    f.with(&[&label], |c| c.inc()).unwrap();
+                    let churned = format!("t{}", k | 1);
+                    f.with(&[&churned], |c| c.inc()).unwrap();
+                    lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        for round in 0..rounds {
+            for k in (1..sets).step_by(2).skip(round % 7).step_by(7) {
+                f.remove(&[format!("t{k}")]).unwrap();
+            }
+            let _ = r.encode(Format::PrometheusText); // collects retired series
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let total: u64 = (0..sets)
+        .step_by(2)
+        .map(|k| f.with_labels(&[format!("t{k}")]).unwrap().get())
+        .sum();
+    assert_eq!(
+        total,
+        lookups.load(std::sync::atomic::Ordering::Relaxed),
+        "one increment per loop on a never-removed label set"
+    );
+}

@@ -194,3 +194,29 @@ fn counter_series_cost_matches_the_documented_figure() {
     );
     drop(handles);
 }
+
+#[test]
+fn lookups_over_thousands_of_label_sets_never_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let registry = Registry::new();
+    let family = registry
+        .counter_family(
+            Opts::new("hc_total", "hc")
+                .labels(["model", "tenant"])
+                .cardinality_limit(10_000),
+        )
+        .unwrap();
+    let sets: Vec<(String, String)> = (0..5_000)
+        .map(|i| (format!("model-{}", i / 50), format!("tenant-{}", i % 50)))
+        .collect();
+    for (m, t) in &sets {
+        family.with(&[m, t], |c| c.inc()).unwrap();
+    }
+    let (_, bytes, calls) = measure(|| {
+        for k in 0..20_000 {
+            let (m, t) = &sets[(k * 7919) % sets.len()];
+            family.with(&[m, t], |c| c.inc()).unwrap();
+        }
+    });
+    assert_eq!((bytes, calls), (0, 0));
+}

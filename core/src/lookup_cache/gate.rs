@@ -141,14 +141,23 @@ impl Gate {
         self.sweeps.load(Acquire) / ASKED_ONE
     }
 
-    /// The sweeps performed so far; read by a sweeper that holds the sets.
+    /// The sweeps performed so far. Acquire: whoever sees a sweep done
+    /// also sees everything the owner did before it (see `retire`).
     pub(crate) fn done(&self) -> u64 {
-        self.done.load(Relaxed)
+        self.done.load(Acquire)
     }
 
     /// Whoever holds the sets: every sweep up to `asked` is done.
     pub(crate) fn sweep_done(&self, asked: u64) {
-        self.done.store(asked, Relaxed);
+        self.done.store(asked, Release);
+    }
+
+    /// Asks the owner for a sweep without claiming the sets; returns the
+    /// number of sweeps asked, this one included. A grace period waits for
+    /// [`Gate::done`] to reach it (or for the owner to be seen out).
+    /// Serialised with [`Gate::claim`] (both under the list's mutex).
+    pub(crate) fn ask(&self) -> u64 {
+        self.sweeps.fetch_add(ASKED_ONE, Release) / ASKED_ONE + 1
     }
 
     /// Sweeper, before its barrier: asks for a sweep and claims the sets.
@@ -253,6 +262,55 @@ mod loom_models {
             owner.join().unwrap();
             assert_eq!(cache.stale_entries.with(|n| unsafe { *n }), 0);
             assert!(!cache.gate.owed());
+        });
+    }
+
+    /// The grace period of `retire`: a reader finds an item through a
+    /// published pointer inside its gate and reads it; a writer unlinks the
+    /// item, then frees it once the reader can no longer hold it (seen out
+    /// after a barrier, or its owed sweep done). Loom reports the free
+    /// racing the read if the protocol lets it.
+    #[test]
+    fn retired_items_are_freed_only_after_readers_leave() {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let cache = Arc::new(Cache {
+                gate: Gate::new(),
+                stale_entries: UnsafeCell::new(0),
+            });
+            // The item: its contents, and whether the index still links it.
+            let item = Arc::new(UnsafeCell::new(7u32));
+            let linked = Arc::new(crate::sync::AtomicBool::new(true));
+            let reader = {
+                let (cache, item, linked) = (cache.clone(), item.clone(), linked.clone());
+                loom::thread::spawn(move || {
+                    if cache.gate.enter() == Entry::Entered {
+                        if linked.load(Acquire) {
+                            assert_eq!(item.with(|v| unsafe { *v }), 7);
+                        }
+                        if cache.gate.leave() {
+                            owner_sweep(&cache);
+                        }
+                    }
+                })
+            };
+            // The writer: unlink, then `retire`.
+            linked.store(false, Release);
+            assert!(process_fence::heavy());
+            let ticket = (!cache.gate.owner_is_out()).then(|| cache.gate.ask());
+            if let Some(ticket) = ticket {
+                // `collect_garbage`, until the reader is done with it.
+                loop {
+                    let barrier = process_fence::heavy();
+                    if cache.gate.done() >= ticket || (barrier && cache.gate.owner_is_out()) {
+                        break;
+                    }
+                    loom::thread::yield_now();
+                }
+            }
+            item.with_mut(|v| unsafe { *v = 0 }); // freed
+            reader.join().unwrap();
         });
     }
 

@@ -1,16 +1,17 @@
-//! A per-thread cache of resolved label sets.
+//! A per-thread cache of resolved label sets, and the grace periods that
+//! let lookups read families without locks.
 //!
-//! Resolving label values through a family's table costs a shared lock and a
-//! reference-count increment, both atomic read-modify-writes on cache lines
-//! that every thread touches, which is what makes labelled lookups slow and
-//! collapse under contention in other libraries. Each thread therefore keeps
-//! a small four-way set-associative cache (64 sets of 4 entries, 256 in
-//! all) from *(family, label-value hash)* to the series, so a loop over a
-//! few dozen label sets (models × tenants) stays in it: with two ways, the
-//! one set in a hundred that three of them share would miss every time. A
-//! hit compares the label values (so a hash collision can never merge two
-//! series), checks the family's removal version, and lends
-//! the handle to the caller's closure: no lock, no atomic RMW, no allocation.
+//! Each thread keeps a small four-way set-associative cache (64 sets of 4
+//! entries, 256 in all) from *(family, label-value hash)* to the series, so a
+//! loop over a few dozen label sets (models × tenants) stays in it: with two
+//! ways, the one set in a hundred that three of them share would miss every
+//! time. A hit compares the label values (so a hash collision can never
+//! merge two series), checks the family's removal version, and lends the
+//! handle to the caller's closure: no lock, no atomic RMW, no allocation. A
+//! miss reads the family's lock-free index (`series_index`), lends what it
+//! finds the same way, and caches it only if the key missed recently (a
+//! cached entry costs a reference-count increment, and a family visited in
+//! scrambled order would pay one, plus an eviction, on every lookup).
 //!
 //! # Protocol
 //!
@@ -33,6 +34,9 @@
 //!   only ever read back as that type (debug builds also compare `TypeId`s).
 //! * A set keeps what a lookup scans (keys, series pointers) in its first two
 //!   cache lines and the owners (how to release each way) after them.
+//! * What a lookup reads outside its own cache (a family's index, the series
+//!   found there) is freed only through [`retire`], which waits until every
+//!   thread that was inside a lookup has left it.
 //! * The cache knows series, not handles: it lends `&Arc<Series<S>>` and the
 //!   family turns that into a handle without a reference-count increment
 //!   (`Sealed::lend`).
@@ -53,7 +57,7 @@ mod set;
 
 use gate::{Entry, Gate};
 pub(crate) use set::Key;
-use set::{Set, SETS, WAYS};
+use set::{Misses, Set, SETS, WAYS};
 
 /// One thread's cache. The gate sits in its own cache line ahead of the
 /// sets; it plays the part a `RefCell`'s borrow flag would otherwise play.
@@ -64,6 +68,9 @@ struct ThreadCache {
     /// Only touched by whoever holds the gate: the owner between `enter`
     /// and `leave`, or a sweeper between `owner_is_out` and `unclaim`.
     sets: UnsafeCell<[Set; SETS]>,
+    /// Per set, keys that missed it recently; only the owner touches them,
+    /// holding the gate.
+    misses: UnsafeCell<[Misses; SETS]>,
 }
 
 #[cfg(not(loom))]
@@ -73,6 +80,7 @@ thread_local! {
             gate: Gate::new(),
             listing: Listing(Cell::new(std::ptr::null())),
             sets: UnsafeCell::new([Set::EMPTY; SETS]),
+            misses: UnsafeCell::new([Misses::NONE; SETS]),
         }
     };
 }
@@ -85,6 +93,7 @@ thread_local! {
         gate: Gate::new(),
         listing: Listing(Cell::new(std::ptr::null())),
         sets: UnsafeCell::new([Set::EMPTY; SETS]),
+        misses: UnsafeCell::new([Misses::NONE; SETS]),
     };
 }
 
@@ -100,13 +109,28 @@ impl Drop for Listing {
     fn drop(&mut self) {
         let me = self.0.get();
         if !me.is_null() {
-            CACHES.lock().retain(|listed| listed.0 != me);
+            CACHES.lock().retain(|listed| listed.cache != me);
         }
     }
 }
 
-/// The address of a live thread's cache, as kept in [`CACHES`].
-struct Listed(*const ThreadCache);
+/// The address of a live thread's cache, as kept in [`CACHES`], with an id
+/// no other cache ever has (an address can be reused by a later thread).
+struct Listed {
+    cache: *const ThreadCache,
+    id: u64,
+}
+
+impl Listed {
+    /// The cache's gate.
+    fn gate(&self) -> &Gate {
+        // SAFETY: a listed cache stays alive, and listed, while the `CACHES`
+        // lock is held, which every holder of a `&Listed` does; we make a
+        // reference to its gate only, never to the whole cache (its owner
+        // may be using the rest).
+        unsafe { &(*self.cache).gate }
+    }
+}
 
 // SAFETY: the pointer is only dereferenced under the `CACHES` lock, and a
 // cache leaves the list (under that lock) before its sets are dropped and
@@ -132,8 +156,10 @@ impl ThreadCache {
 
     #[cold]
     fn join_list(&self) {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let me: *const ThreadCache = self;
-        CACHES.lock().push(Listed(me));
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CACHES.lock().push(Listed { cache: me, id });
         self.listing.0.set(me);
     }
 
@@ -142,6 +168,12 @@ impl ThreadCache {
     /// runs no user code meanwhile).
     #[cold]
     fn sweep_owed(&self) {
+        self.perform_owed_sweeps();
+        // Retired items may have been waiting for this thread alone.
+        collect_garbage();
+    }
+
+    fn perform_owed_sweeps(&self) {
         while self.gate.owed() {
             match self.gate.enter() {
                 Entry::Entered => {
@@ -187,28 +219,120 @@ impl Drop for Held<'_> {
 /// cached (at most 256 series).
 pub(crate) fn forget_removed(family: u64) {
     let caches = CACHES.lock();
-    // A listed cache stays alive, and listed, while we hold the lock; we
-    // make references to its gate and, when the gate gives them to us, its
-    // sets, never to the whole cache (its owner may be using the rest).
-    // SAFETY: as just said.
-    let gate = |listed: &Listed| unsafe { &(*listed.0).gate };
-    let asked: Vec<u64> = caches.iter().map(|l| gate(l).claim()).collect();
+    let asked: Vec<u64> = caches.iter().map(|l| l.gate().claim()).collect();
     let barrier = process_fence::heavy();
     for (listed, asked) in caches.iter().zip(asked) {
-        let gate = gate(listed);
+        let gate = listed.gate();
         if barrier && gate.owner_is_out() {
             // Only this family's ways need reading, unless an earlier sweep
             // is still owed by this cache.
             let only = (gate.done() + 1 == asked).then_some(family);
-            // SAFETY: the cache is alive (see above); the owner is out and
-            // sees our claim until `unclaim` (the gate's protocol), so the
-            // sets are ours alone meanwhile.
-            let sets = unsafe { &mut *UnsafeCell::raw_get(std::ptr::addr_of!((*listed.0).sets)) };
+            // SAFETY: the cache is alive (`CACHES` is locked); the owner is
+            // out and sees our claim until `unclaim` (the gate's protocol),
+            // so the sets are ours alone meanwhile.
+            let sets =
+                unsafe { &mut *UnsafeCell::raw_get(std::ptr::addr_of!((*listed.cache).sets)) };
             sets.iter_mut().for_each(|set| set.forget_removed(only));
             gate.sweep_done(asked);
         }
         gate.unclaim();
     }
+}
+
+/// Whether lookups that miss the cache may read a family's
+/// [`SeriesIndex`](crate::series_index) without a lock: only where the
+/// process-wide barrier that [`retire`]'s grace periods need is available.
+#[inline]
+pub(crate) fn lock_free_lookups() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(process_fence::heavy)
+}
+
+/// Something retired, and the threads it waits for: `(cache id, ticket)`
+/// for each cache whose owner was inside a lookup when it was retired.
+struct Garbage {
+    /// Only ever dropped.
+    _item: Box<dyn Send>,
+    waiting: Vec<(u64, u64)>,
+}
+
+/// Retired items still waiting for their grace period.
+static GARBAGE: Mutex<Vec<Garbage>> = Mutex::new(Vec::new());
+
+/// Frees `item` (a removed series' last table reference, an index array
+/// that was replaced) once no thread can still be using it: at once if no
+/// thread is inside a lookup, otherwise when each thread that was has left
+/// it. Callers must have made `item` unreachable for new lookups first.
+///
+/// # Protocol
+///
+/// A reader reaches indexed memory only inside its gate (`enter` stores
+/// `in_use`, then a light fence, then it loads the index). `retire` runs
+/// after the writer unlinked `item` (a release store), issues the heavy
+/// barrier and reads every listed cache's `in_use`: as in the sweep
+/// (Dekker's argument), a reader that could have loaded `item` is seen in
+/// use, and a reader seen out cannot load it afterwards. Each cache seen in
+/// use is asked for a sweep (a ticket); the item is freed once, for each of
+/// them, the owner has performed that sweep (`done` reaches the ticket,
+/// which it does right after leaving the lookup), has been seen out after a
+/// later barrier, or has exited. The loom model in `gate.rs` checks it.
+///
+/// Without the barrier, lookups never read the index (see
+/// [`lock_free_lookups`]), so `item` is freed at once.
+pub(crate) fn retire(item: Box<dyn Send>) {
+    if !lock_free_lookups() {
+        drop(item); // no lookup reads an index: nothing can hold it
+        return;
+    }
+    let waiting: Vec<(u64, u64)> = {
+        let caches = CACHES.lock();
+        if !process_fence::heavy() {
+            // Registered once; a refusal now would be a kernel change.
+            // Keep the item rather than risk a reader.
+            caches.iter().map(|l| (l.id, l.gate().ask())).collect()
+        } else {
+            caches
+                .iter()
+                .filter(|l| !l.gate().owner_is_out())
+                .map(|l| (l.id, l.gate().ask()))
+                .collect()
+        }
+    };
+    if waiting.is_empty() {
+        drop(item);
+    } else {
+        GARBAGE.lock().push(Garbage {
+            _item: item,
+            waiting,
+        });
+    }
+    collect_garbage();
+}
+
+/// Frees what [`retire`] kept and no thread can be using any more. Called
+/// by every `retire` and by every encode.
+pub(crate) fn collect_garbage() {
+    let freed: Vec<Garbage> = {
+        let mut garbage = GARBAGE.lock();
+        if garbage.is_empty() {
+            return;
+        }
+        let caches = CACHES.lock();
+        let barrier = process_fence::heavy();
+        let done = |&(id, ticket): &(u64, u64)| match caches.iter().find(|l| l.id == id) {
+            None => true, // the thread exited
+            Some(listed) => {
+                let gate = listed.gate();
+                gate.done() >= ticket || (barrier && gate.owner_is_out())
+            }
+        };
+        let (freed, kept) = std::mem::take(&mut *garbage)
+            .into_iter()
+            .partition(|g| g.waiting.iter().all(done));
+        *garbage = kept;
+        freed
+    };
+    drop(freed);
 }
 
 fn labels_match<V: AsRef<str>>(stored: &[Box<str>], values: &[V]) -> bool {
@@ -234,7 +358,7 @@ pub(crate) struct Resolved<S> {
 pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
     key: Key,
     values: &[V],
-    resolve: impl FnOnce() -> Resolved<S>,
+    resolve: impl FnOnce(Reading) -> Source<S>,
     f: impl FnOnce(&Arc<Series<S>>) -> R,
 ) -> R {
     let mut resolve = Some(resolve);
@@ -278,25 +402,94 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
                 return Some(result);
             }
         }
-        let Resolved { series, cacheable } = resolve.take()?();
-        let result = f.take()?(&series);
-        if cacheable {
-            if cache.listing.0.get().is_null() {
-                cache.join_list();
-            }
-            set.insert_front(key, series);
-        }
-        Some(result)
+        Some(miss(cache, set, key, resolve.take()?, f.take()?))
     });
     match served {
         Ok(Some(result)) => result,
         // Re-entered from inside `f`, a sweep in progress, or the thread is
         // tearing down.
         _ => match (resolve.take(), f.take()) {
-            (Some(resolve), Some(f)) => f(&resolve().series),
+            (Some(resolve), Some(f)) => match resolve(Reading::Locked) {
+                Source::Table(resolved) => f(&resolved.series),
+                // `Reading::Locked` never gives a borrowed series.
+                Source::Index(_) => unreachable!("an index read outside the gate"),
+            },
             // `f` ran but returned nothing through the cache path: cannot
             // happen, as every path that takes `f` returns `Some`.
             _ => unreachable!("the lookup cache consumed its closure without a result"),
         },
+    }
+}
+
+/// How a lookup that missed the cache may read the family.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Reading {
+    /// Through its lock-free index (inside the gate, see
+    /// [`lock_free_lookups`]), then its table if the index does not have it.
+    Index,
+    /// Through its table only.
+    Locked,
+}
+
+/// Where a lookup that missed the cache found its series.
+pub(crate) enum Source<S> {
+    /// In the family's index: valid until the reader leaves its gate.
+    Index(*const Series<S>),
+    /// In the family's table (or created there), with a reference.
+    Table(Resolved<S>),
+}
+
+/// A lookup that missed the cache, holding the gate: from the family's
+/// index when lookups may read it, otherwise (or when the index does not
+/// have it yet) from its table. Out of line, so that the hit path stays
+/// small.
+#[inline(never)]
+fn miss<S: Send + Sync + 'static, R>(
+    cache: &ThreadCache,
+    set: &mut Set,
+    key: Key,
+    resolve: impl FnOnce(Reading) -> Source<S>,
+    f: impl FnOnce(&Arc<Series<S>>) -> R,
+) -> R {
+    let reading = if lock_free_lookups() {
+        if cache.listing.0.get().is_null() {
+            // Before the first index read: grace periods wait for listed
+            // caches only.
+            cache.join_list();
+        }
+        Reading::Index
+    } else {
+        Reading::Locked
+    };
+    match resolve(reading) {
+        Source::Index(found) => {
+            // SAFETY: the index gave a pointer to a series that an `Arc`
+            // owned when it was loaded, and `retire` keeps that allocation
+            // alive until we leave the gate, which the caller holds until
+            // after we return; `ManuallyDrop` keeps us from giving back a
+            // reference we do not own.
+            let series = ManuallyDrop::new(unsafe { Arc::from_raw(found) });
+            let result = f(&series);
+            // Caching costs a reference-count increment on a line other
+            // threads may share; pay it for label sets that come back, not
+            // for each of thousands visited once in a while.
+            // SAFETY: only the owner touches `misses`, and it holds the
+            // gate; this is the only reference made to them meanwhile.
+            let misses = unsafe { &mut *cache.misses.get() };
+            if misses[key.index()].missed_before(key) {
+                set.insert_front(key, Arc::clone(&series));
+            }
+            result
+        }
+        Source::Table(Resolved { series, cacheable }) => {
+            if cache.listing.0.get().is_null() {
+                cache.join_list();
+            }
+            let result = f(&series);
+            if cacheable {
+                set.insert_front(key, series);
+            }
+            result
+        }
     }
 }

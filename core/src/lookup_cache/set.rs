@@ -42,6 +42,36 @@ pub(super) struct Set {
     pub(super) owners: [Option<Owner>; WAYS],
 }
 
+/// Keys a set remembers having missed without caching them.
+const MISS_TAGS: usize = 2;
+
+/// Tags of the last keys that missed a set without being cached (0: none),
+/// kept beside the sets (not in them: a set stays four cache lines, and a
+/// hit never reads this).
+#[derive(Clone, Copy)]
+pub(super) struct Misses([u32; MISS_TAGS]);
+
+impl Misses {
+    pub(super) const NONE: Misses = Misses([0; MISS_TAGS]);
+
+    /// Whether `key` missed recently (then it is worth caching); otherwise
+    /// remembers that it did, in place of the oldest such key.
+    pub(super) fn missed_before(&mut self, key: Key) -> bool {
+        let tag = ((key.hash ^ key.family.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 32) as u32 | 1;
+        if self.0.contains(&tag) {
+            return true;
+        }
+        self.0.rotate_right(1);
+        self.0[0] = tag;
+        false
+    }
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Set>() == 256,
+    "a set is four cache lines"
+);
+
 /// How to give a way's strong reference back, and ask about its series,
 /// without knowing its storage type.
 #[derive(Clone, Copy)]
