@@ -211,7 +211,10 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
     fn rebuild(&self, extra: usize) {
         let old = self.slots();
         let live = self.live.load(Relaxed) as usize + extra;
-        let capacity = (live * 4).next_power_of_two().max(INITIAL_CAPACITY);
+        // Between a quarter and half full after a rebuild: dense enough
+        // that 50,000 label sets fit in 1 MiB, sparse enough for short
+        // probes.
+        let capacity = (live * 2 + 2).next_power_of_two().max(INITIAL_CAPACITY);
         let fresh = Slots::with_capacity(capacity);
         for entry in old.entries.iter() {
             let series = entry.series.load(Relaxed);
