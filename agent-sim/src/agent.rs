@@ -21,14 +21,20 @@ use crate::rng::{LogNormal, Rng, Weighted};
 use crate::scenario::Scenario;
 
 /// Totals one agent accumulates; summed into the report.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Stats {
     /// What the agents did: the counts the report shows as they are.
     pub totals: Totals,
-    /// Metric operations in the turns whose recording was timed.
-    pub timed_ops: u64,
-    /// Time spent recording in the timed turns, clock overhead removed.
-    pub timed_record_ns: u64,
+    /// Timed turns (every 16th) that paid no first use (see
+    /// `beluga_metrics::first_uses_on_this_thread`): steady-state recording. Their metric operations, recording time (clock overhead
+    /// removed) and per-turn times.
+    pub steady_ops: u64,
+    pub steady_record_ns: u64,
+    pub steady_turns: TurnTimes,
+    /// Timed turns that paid a first use (a new series, the thread's first
+    /// record, a new part of a histogram): their count and recording time.
+    pub first_use_turns: u64,
+    pub first_use_record_ns: u64,
     /// Simulated agent time (what a real agent would spend waiting on LLMs
     /// and tools).
     pub simulated_ns: u64,
@@ -65,10 +71,52 @@ impl std::ops::AddAssign for Totals {
 impl std::ops::AddAssign for Stats {
     fn add_assign(&mut self, o: Stats) {
         self.totals += o.totals;
-        self.timed_ops += o.timed_ops;
-        self.timed_record_ns += o.timed_record_ns;
+        self.steady_ops += o.steady_ops;
+        self.steady_record_ns += o.steady_record_ns;
+        self.steady_turns.merge(&o.steady_turns);
+        self.first_use_turns += o.first_use_turns;
+        self.first_use_record_ns += o.first_use_record_ns;
         self.simulated_ns += o.simulated_ns;
         self.wall_ns = self.wall_ns.max(o.wall_ns);
+    }
+}
+
+/// Recording times of single turns, in nanoseconds (1 % precision).
+#[derive(Debug, Clone)]
+pub(crate) struct TurnTimes(hdrhistogram::Histogram<u64>);
+
+impl Default for TurnTimes {
+    fn default() -> Self {
+        // 1 ns to 100 s at two significant figures; never fails for these
+        // constant bounds, and a failure would only lose the percentiles.
+        TurnTimes(
+            hdrhistogram::Histogram::new_with_bounds(1, 100_000_000_000, 2).unwrap_or_else(|_| {
+                hdrhistogram::Histogram::new(2).expect("2 significant figures")
+            }),
+        )
+    }
+}
+
+impl TurnTimes {
+    fn record(&mut self, ns: u64) {
+        self.0.saturating_record(ns.max(1));
+    }
+
+    fn merge(&mut self, other: &TurnTimes) {
+        let _ = self.0.add(&other.0);
+    }
+
+    /// The `q` quantile (0 to 1), 0 when nothing was recorded.
+    pub(crate) fn quantile(&self, q: f64) -> u64 {
+        if self.0.is_empty() {
+            0
+        } else {
+            self.0.value_at_quantile(q)
+        }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.0.len()
     }
 }
 
@@ -422,12 +470,19 @@ impl Agent {
     fn turn(&mut self) {
         let turn = self.draw();
         let timed = self.stats.totals.turns % 16 == 0;
+        let first_uses = timed.then(beluga_metrics::first_uses_on_this_thread);
         let started = timed.then(Instant::now);
         let ops = self.record(&turn);
-        if let Some(started) = started {
-            let ns = started.elapsed().as_nanos() as u64;
-            self.stats.timed_record_ns += ns.saturating_sub(self.clock_overhead_ns);
-            self.stats.timed_ops += ops;
+        if let (Some(started), Some(first_uses)) = (started, first_uses) {
+            let ns = (started.elapsed().as_nanos() as u64).saturating_sub(self.clock_overhead_ns);
+            if beluga_metrics::first_uses_on_this_thread() == first_uses {
+                self.stats.steady_record_ns += ns;
+                self.stats.steady_ops += ops;
+                self.stats.steady_turns.record(ns);
+            } else {
+                self.stats.first_use_record_ns += ns;
+                self.stats.first_use_turns += 1;
+            }
         }
         self.stats.totals.metric_ops += ops;
         self.stats.totals.turns += 1;

@@ -14,9 +14,19 @@ pub(crate) struct Report {
     #[serde(flatten)]
     pub totals: Totals,
     pub metric_ops_per_sec: f64,
-    /// Measured cost of one metric operation (timed every 16th turn, clock
-    /// overhead removed).
+    /// Steady-state cost of one metric operation: recording time over
+    /// operations in the timed turns (every 16th, clock overhead removed)
+    /// that paid no first use.
     pub overhead_ns_per_op: f64,
+    /// Recording time of one whole steady-state turn (every metric of the
+    /// turn): median and 99th percentile over the timed turns.
+    pub steady_turn_ns_median: u64,
+    pub steady_turn_ns_p99: u64,
+    pub steady_turns_timed: u64,
+    /// Timed turns that paid a first use (a new series, the thread's first
+    /// record, a new part of a histogram), and their mean recording time.
+    pub first_use_turns_timed: u64,
+    pub first_use_turn_ns_mean: f64,
     /// Recording time as a share of the simulated agent time (what a real
     /// agent spends on LLM and tool calls).
     pub overhead_share_of_agent_time: f64,
@@ -28,11 +38,7 @@ pub(crate) struct Report {
 impl Report {
     pub(crate) fn new(stats: &Stats, elapsed: Duration, agents: usize, seed: u64) -> Report {
         let duration_s = elapsed.as_secs_f64();
-        let per_op = if stats.timed_ops > 0 {
-            stats.timed_record_ns as f64 / stats.timed_ops as f64
-        } else {
-            0.0
-        };
+        let per_op = ratio(stats.steady_record_ns as f64, stats.steady_ops as f64);
         let record_ns_estimate = per_op * stats.totals.metric_ops as f64;
         Report {
             duration_s,
@@ -45,6 +51,14 @@ impl Report {
                 0.0
             },
             overhead_ns_per_op: per_op,
+            steady_turn_ns_median: stats.steady_turns.quantile(0.5),
+            steady_turn_ns_p99: stats.steady_turns.quantile(0.99),
+            steady_turns_timed: stats.steady_turns.len(),
+            first_use_turns_timed: stats.first_use_turns,
+            first_use_turn_ns_mean: ratio(
+                stats.first_use_record_ns as f64,
+                stats.first_use_turns as f64,
+            ),
             overhead_share_of_agent_time: ratio(record_ns_estimate, stats.simulated_ns as f64),
             overhead_share_of_wall_loop: ratio(
                 record_ns_estimate,
@@ -62,7 +76,9 @@ impl Report {
              \x20 errors         {err}\n\
              \x20 unsafe flags   {unsafe_}\n\
              \x20 metric ops     {ops} ({ops_s})\n\
-             \x20 overhead       {ns:.2} ns/op = {agent:.5} % of simulated agent time, {wall:.1} % of the simulator's busy loop\n",
+             \x20 overhead       {ns:.2} ns/op (steady state) = {agent:.5} % of simulated agent time, {wall:.1} % of the simulator's busy loop\n\
+             \x20 one turn       {median} ns median, {p99} ns p99 (steady state, {steady} timed turns); \
+             first uses {first:.0} ns ({firsts} timed turns)\n",
             turns = self.totals.turns,
             agents = self.agents,
             d = self.duration_s,
@@ -82,6 +98,11 @@ impl Report {
             ns = self.overhead_ns_per_op,
             agent = self.overhead_share_of_agent_time * 100.0,
             wall = self.overhead_share_of_wall_loop * 100.0,
+            median = self.steady_turn_ns_median,
+            p99 = self.steady_turn_ns_p99,
+            steady = self.steady_turns_timed,
+            first = self.first_use_turn_ns_mean,
+            firsts = self.first_use_turns_timed,
         )
     }
 }

@@ -241,6 +241,7 @@ impl<M: Metric> Family<M> {
             names.zip(values.iter().map(|v| v.as_ref())),
             M::new_storage(self.inner.buckets.as_ref()),
         ));
+        crate::first_use::note();
         table.insert(hash, series.clone());
         self.inner.index.insert(hash, &series);
         Resolved {

@@ -54,6 +54,7 @@
 mod desc;
 mod error;
 mod escape;
+mod first_use;
 mod name;
 mod process_fence;
 mod sync;
@@ -83,6 +84,7 @@ pub use desc::{Descriptor, MetricType, Opts, Unit};
 pub use encoding::{Encoder, Format};
 pub use error::{LabelError, RegistryError, ValueError};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT};
+pub use first_use::first_uses_on_this_thread;
 pub use handles::{Counter, FloatCounter, Gauge, Histogram, HistogramTimer, Metric};
 pub use histogram::{Buckets, HistogramValue, Quantiles};
 pub use name::{MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES, OVERFLOW_LABEL};

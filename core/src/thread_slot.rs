@@ -100,6 +100,7 @@ fn assign_slow(slot: u32) -> u32 {
         return RETIRED;
     }
     let slot = pool().lock().acquire();
+    crate::first_use::note();
     SLOT.with(|s| s.set(slot));
     // Touching the thread-local registers its destructor. If the thread is
     // already tearing down, registration fails: give the slot straight back.

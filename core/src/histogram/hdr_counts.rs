@@ -156,6 +156,7 @@ impl NarrowCounts {
     #[cold]
     #[inline(never)]
     fn allocate(&self, page: usize) -> &NarrowPage {
+        crate::first_use::note();
         let fresh: Box<NarrowPage> = Box::new(std::array::from_fn(|_| AtomicU8::new(0)));
         let fresh = Box::into_raw(fresh);
         // Only the owner writes its page pointers: a release store suffices.
@@ -211,6 +212,7 @@ impl WideCounts {
 
     #[cold]
     fn allocate(&self, page: usize) -> &WidePage {
+        crate::first_use::note();
         let fresh: Box<WidePage> = Box::new(std::array::from_fn(|_| AtomicU64::new(0)));
         let fresh = Box::into_raw(fresh);
         let published =

@@ -378,6 +378,7 @@ impl HistogramStorage {
 
     #[cold]
     fn allocate(&self, index: usize) -> &ThreadHistogram {
+        crate::first_use::note();
         let fresh = Box::into_raw(Box::new(ThreadHistogram::new(
             self.buckets.bounds().len() + 1,
         )));

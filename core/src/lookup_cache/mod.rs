@@ -156,6 +156,7 @@ impl ThreadCache {
 
     #[cold]
     fn join_list(&self) {
+        crate::first_use::note();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let me: *const ThreadCache = self;
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
