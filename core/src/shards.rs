@@ -40,7 +40,7 @@
 
 use std::sync::Arc;
 
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+use crate::sync::{model_switch_point, AtomicU64, Ordering::Relaxed};
 use crate::thread_slot;
 
 /// Counters per chunk.
@@ -198,7 +198,9 @@ impl Shards {
         let slot = slot as usize;
         if slot < self.owned_count() {
             let cell = self.cell_at(slot);
-            match cell.load(Relaxed).checked_add(value) {
+            let before = cell.load(Relaxed);
+            model_switch_point();
+            match before.checked_add(value) {
                 Some(sum) => cell.store(sum, Relaxed),
                 None => saturate(cell),
             }
@@ -252,8 +254,10 @@ impl Shards {
     /// The total, saturating at `u64::MAX` (every cell only grows, so the
     /// saturating sum never goes down either).
     pub(crate) fn sum_u64(&self) -> u64 {
-        self.cells()
-            .fold(0u64, |acc, c| acc.saturating_add(c.load(Relaxed)))
+        self.cells().fold(0u64, |acc, c| {
+            model_switch_point();
+            acc.saturating_add(c.load(Relaxed))
+        })
     }
 
     /// The total, at most `f64::MAX` (cells stay finite; their sum is
@@ -355,7 +359,13 @@ mod loom_models {
     /// reads never go backwards, and after the joins it sees every add.
     #[test]
     fn sums_are_monotonic_and_complete() {
-        loom::model(|| {
+        // With the switch points every interleaving of the adds and the two
+        // reads is reachable; unbounded that is millions of executions
+        // (minutes), and two preemptions already reach every pair of sums
+        // the reads can see.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(2);
+        model.check(|| {
             let shards = Arc::new(Shards::with_owned(2));
             let writers: Vec<_> = [0u32, 1, 7]
                 .into_iter()

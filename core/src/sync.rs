@@ -6,3 +6,16 @@
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+
+/// Under loom, a point where the model may switch threads; nothing
+/// otherwise. Loom does not always explore a switch between one thread's
+/// load and store of a location (a single-writer increment) and another
+/// thread's load of it: without these points a reader in a model can end
+/// up running before every writer in every execution (seen: 414 executions
+/// of the shard model, all reading 0). Placed between the steps of the
+/// protocols the models check.
+#[inline(always)]
+pub(crate) fn model_switch_point() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}

@@ -218,7 +218,7 @@ fn removals_under_concurrent_lookups_keep_the_others_exact() {
                 .cardinality_limit(10_000),
         )
         .unwrap();
-    let (sets, rounds) = if cfg!(miri) { (64, 3) } else { (2_000, 50) };
+    let (sets, rounds) = if cfg!(miri) { (16, 2) } else { (2_000, 50) };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let lookups = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {

@@ -48,7 +48,7 @@
 
 #[cfg(not(loom))]
 use super::layout;
-use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
+use crate::sync::{model_switch_point, AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
 
 /// Counts per page: one octave's sub-buckets.
 #[cfg(not(loom))]
@@ -296,16 +296,6 @@ impl Drop for WideCounts {
     fn drop(&mut self) {
         free_pages(&mut self.pages);
     }
-}
-
-/// Under loom, a point where the model may switch threads. Loom does not
-/// always explore a switch between a thread's load and its store to the
-/// same count (the single-writer increment) and another thread's load of
-/// it; these make sure the interleavings the protocol is about are tried.
-#[inline(always)]
-fn model_switch_point() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
 }
 
 fn yield_now() {

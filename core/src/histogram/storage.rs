@@ -35,7 +35,7 @@ use hdrhistogram::Histogram as HdrHistogram;
 
 use super::hdr_counts::{NarrowCounts, WideCounts};
 use super::{layout, BucketMap};
-use crate::sync::{AtomicPtr, AtomicU64, Ordering::*};
+use crate::sync::{model_switch_point, AtomicPtr, AtomicU64, Ordering::*};
 use crate::thread_slot;
 
 /// A histogram series' per-thread storage (see the module docs).
@@ -337,7 +337,9 @@ impl HistogramStorage {
         if slot < owned {
             let thread = self.thread_histogram(slot);
             let count = &thread.buckets[bucket];
-            count.store(count.load(Relaxed) + 1, Relaxed);
+            let before = count.load(Relaxed);
+            model_switch_point();
+            count.store(before + 1, Relaxed);
             // Finite values only, so a per-thread sum can overflow to ±Inf
             // but never become NaN (Inf plus any finite value stays Inf);
             // readers clamp it to ±f64::MAX. No clamp here: it would lengthen
@@ -419,6 +421,7 @@ impl HistogramStorage {
         out.sum = 0.0;
         out.min = f64::INFINITY;
         out.max = f64::NEG_INFINITY;
+        model_switch_point();
         for thread in self.threads() {
             for (total, count) in out.counts.iter_mut().zip(thread.buckets.iter()) {
                 *total = total.wrapping_add(count.load(Relaxed));
@@ -536,7 +539,12 @@ mod loom_models {
     /// counts never go backwards, and after the joins the read is complete.
     #[test]
     fn merge_on_read_is_monotonic_and_complete() {
-        loom::model(|| {
+        // Bounded to one preemption: with the switch points (see
+        // `sync::model_switch_point`) that already reaches reads of every
+        // intermediate total (0 to 4 records) in seconds; two take minutes.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(1);
+        model.check(|| {
             let h = Arc::new(HistogramStorage::with_owned(
                 std::sync::Arc::new(BucketMap::new(std::sync::Arc::from([1.0]))),
                 1,
