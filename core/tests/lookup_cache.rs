@@ -244,7 +244,14 @@ fn removals_under_concurrent_lookups_keep_the_others_exact() {
                 }
             });
         }
+        // Removals start once the readers are under way, and each round
+        // waits for more lookups, so the two really overlap.
+        let mut seen = 0;
         for round in 0..rounds {
+            while lookups.load(std::sync::atomic::Ordering::Relaxed) < seen + 200 {
+                std::thread::yield_now();
+            }
+            seen = lookups.load(std::sync::atomic::Ordering::Relaxed);
             for k in (1..sets).step_by(2).skip(round % 7).step_by(7) {
                 f.remove(&[format!("t{k}")]).unwrap();
             }
@@ -256,9 +263,10 @@ fn removals_under_concurrent_lookups_keep_the_others_exact() {
         .step_by(2)
         .map(|k| f.with_labels(&[format!("t{k}")]).unwrap().get())
         .sum();
+    let lookups = lookups.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(lookups >= 200 * rounds as u64, "{lookups} lookups");
     assert_eq!(
-        total,
-        lookups.load(std::sync::atomic::Ordering::Relaxed),
+        total, lookups,
         "one increment per loop on a never-removed label set"
     );
 }
