@@ -50,6 +50,13 @@ fn tool(i: usize) -> String {
     format!("tool-{i}")
 }
 
+/// Records once into each of the `SERIES` label sets, on the calling thread.
+fn record_every_series(family: &Family<Histogram>) {
+    for i in 0..SERIES {
+        family.with(&[tool(i)], |h| h.record(0.25)).unwrap();
+    }
+}
+
 /// Runs `record` on a new thread, then keeps that thread alive and idle
 /// (it never records again) until the returned sender is dropped.
 fn idle_thread_after(record: impl FnOnce() + Send + 'static) -> mpsc::Sender<()> {
@@ -75,9 +82,7 @@ fn removing_series_frees_them_from_an_idle_threads_cache() {
     let before = LIVE.load(Relaxed);
     let recorder = family.clone();
     let idle = idle_thread_after(move || {
-        for i in 0..SERIES {
-            recorder.with(&[tool(i)], |h| h.record(0.25)).unwrap();
-        }
+        record_every_series(&recorder);
     });
     let recorded = LIVE.load(Relaxed) - before;
     // Each series: its table entry, label values, exposition text and this
@@ -112,9 +117,7 @@ fn a_thread_inside_a_lookup_lets_go_when_it_leaves_it() {
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let recorder = family.clone();
     let owner = std::thread::spawn(move || {
-        for i in 0..SERIES {
-            recorder.with(&[tool(i)], |h| h.record(0.25)).unwrap();
-        }
+        record_every_series(&recorder);
         // Stay inside a lookup (of a series that is not removed) while the
         // main thread removes the others: the sweep finds this cache in use
         // and leaves the work to this thread, for when it leaves.
@@ -157,9 +160,7 @@ fn a_removal_from_inside_a_lookup_is_swept_when_the_lookup_ends() {
     let before = LIVE.load(Relaxed);
     let recorder = family.clone();
     let idle = idle_thread_after(move || {
-        for i in 0..SERIES {
-            recorder.with(&[tool(i)], |h| h.record(0.25)).unwrap();
-        }
+        record_every_series(&recorder);
         // Remove them all from inside a lookup on this same thread.
         let inner = recorder.clone();
         recorder
