@@ -7,7 +7,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use beluga_benches::{contended, cores};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -17,24 +17,34 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+/// Counting is on while the memory report runs and off for the timed
+/// benchmarks: two shared atomics per allocation would otherwise add a
+/// contended cache line to every allocating operation, a cost no user pays.
+static COUNTING: AtomicBool = AtomicBool::new(true);
 
 // SAFETY: every method forwards to the system allocator unchanged; the
 // counters beside it are atomics and never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        LIVE_BYTES.fetch_add(layout.size() as i64, Relaxed);
+        if COUNTING.load(Relaxed) {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+            LIVE_BYTES.fetch_add(layout.size() as i64, Relaxed);
+        }
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as i64, Relaxed);
+        if COUNTING.load(Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size() as i64, Relaxed);
+        }
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Relaxed);
+        if COUNTING.load(Relaxed) {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+            LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Relaxed);
+        }
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -981,6 +991,103 @@ fn memory_report() -> serde_json::Value {
     serde_json::Value::Object(report)
 }
 
+// ---------------------------------------------------------------- the `metrics` facade
+
+/// Runs `op` `iters` times on each of `threads` threads with `recorder` as
+/// each thread's local `metrics` recorder (set once per thread, outside the
+/// timed loop), like [`contended`].
+fn with_recorder_contended<F>(
+    threads: usize,
+    iters: u64,
+    recorder: &(dyn metrics::Recorder + Sync),
+    op: F,
+) -> std::time::Duration
+where
+    F: Fn(u64) + Sync,
+{
+    let barrier = std::sync::Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let _local = metrics::set_default_local_recorder(recorder);
+                    barrier.wait();
+                    let start = std::time::Instant::now();
+                    for i in 0..iters {
+                        op(i);
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("benchmark thread panicked"))
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+/// The same `metrics` macro calls through beluga's recorder and through
+/// `metrics-exporter-prometheus`'s, each installed as the thread's local
+/// recorder: no labels, two literal labels, two owned labels (60 label
+/// sets) and a histogram record.
+fn facade(c: &mut Criterion) {
+    let registry = beluga_metrics::Registry::new();
+    let beluga = beluga_metrics_facade::BelugaRecorder::builder()
+        .registry(&registry)
+        .build()
+        .expect("beluga recorder");
+    let peer = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    // `metrics`' own no-op recorder: what the macro call costs before any
+    // recorder does anything (building the key, owned labels included).
+    let floor = metrics::NoopRecorder;
+    let recorders: [(&str, &(dyn metrics::Recorder + Sync)); 3] = [
+        ("beluga", &beluga),
+        ("metrics-exporter-prometheus", &peer),
+        ("noop-recorder", &floor),
+    ];
+    let mut pairs = Vec::new();
+    for m in MODELS {
+        for t in TENANTS {
+            pairs.push((m, t));
+        }
+    }
+    for i in 0..4 {
+        pairs.push(pairs[i * 13]);
+    }
+    let values: Vec<f64> = (0..1024).map(|i| 0.005 * 1.0069f64.powi(i)).collect();
+    let rows: [(&str, &(dyn Fn(u64) + Sync)); 4] = [
+        ("no_labels", &|_| {
+            metrics::counter!("facade_plain").increment(1)
+        }),
+        ("static_labels", &|_| {
+            metrics::counter!("facade_static", "model" => "gpt-4o", "tenant" => "free").increment(1)
+        }),
+        ("owned_labels", &|i| {
+            let (m, t) = pairs[(i as usize * 7) & 63];
+            metrics::counter!("facade_owned", "model" => m.to_owned(), "tenant" => t.to_owned())
+                .increment(1)
+        }),
+        ("histogram", &|i| {
+            metrics::histogram!("facade_histogram").record(values[(i & 1023) as usize])
+        }),
+    ];
+    for threads in [1, cores()] {
+        for (row, op) in rows {
+            let mut group =
+                c.benchmark_group(format!("peers/metrics_facade/{row}/{threads}_threads"));
+            group.throughput(Throughput::Elements(1));
+            for (name, recorder) in recorders {
+                group.bench_function(name, |b| {
+                    b.iter_custom(|iters| with_recorder_contended(threads, iters, recorder, op))
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
 fn main() {
     let report = memory_report();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
@@ -999,6 +1106,7 @@ fn main() {
         );
     }
 
+    COUNTING.store(false, Relaxed);
     let mut c = beluga_benches::criterion();
     recording(&mut c, &Beluga::new());
     recording(&mut c, &MetricsRs::new());
@@ -1019,6 +1127,7 @@ fn main() {
     high_cardinality(&mut c, |_| PromClient::new());
     high_cardinality(&mut c, |n| Otel::with_limit(Some(n)));
     high_cardinality(&mut c, |_| Measured::new());
+    facade(&mut c);
     encoding::<Beluga>(&mut c, "beluga");
     encoding::<MetricsRs>(&mut c, "metrics");
     encoding::<Tikv>(&mut c, "prometheus");

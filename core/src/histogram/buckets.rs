@@ -124,8 +124,19 @@ impl Buckets {
     /// and, when the largest is positive, at least [`MIN_TOP_BOUND`]. The
     /// quantile scale spans twice the largest boundary in 2^27 steps; these
     /// limits keep that step a normal float, so bucket assignment stays
-    /// exact and quantiles finite.
-    pub(crate) fn check(&self) -> Result<(), &'static str> {
+    /// exact and quantiles finite. The registry runs this check when a
+    /// histogram is registered; builders that take buckets ahead of that
+    /// run it to fail early.
+    ///
+    /// ```
+    /// use beluga_metrics::Buckets;
+    /// assert!(Buckets::new([0.1, 1.0]).check().is_ok());
+    /// assert_eq!(
+    ///     Buckets::new([1.0, 0.1]).check(),
+    ///     Err("boundaries are not strictly increasing")
+    /// );
+    /// ```
+    pub fn check(&self) -> Result<(), &'static str> {
         if self.0.len() > 255 {
             return Err("more than 255 boundaries");
         }
