@@ -146,6 +146,11 @@ pub(crate) struct Args {
     /// No live terminal view.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Leave out the `process_*` metrics (CPU, memory, file descriptors,
+    /// threads) and the `tokio_runtime_*` metrics of the exporter's runtime.
+    #[arg(long)]
+    pub no_process_metrics: bool,
 }
 
 impl Args {

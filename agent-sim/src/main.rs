@@ -61,6 +61,15 @@ fn run(args: Args) -> Result<(), String> {
         .registry(&registry)
         .build()
         .map_err(|e| e.to_string())?;
+    if !args.no_process_metrics {
+        beluga_process_metrics::register(&registry).map_err(|e| e.to_string())?;
+        beluga_process_metrics::RuntimeCollector::register(
+            &registry,
+            "agent-sim-io",
+            runtime.handle(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
     for component in ["llm_gateway", "tools", "safety", "api"] {
         monitor
             .metrics()

@@ -55,9 +55,13 @@ pub struct Registry {
     inner: Arc<RegistryInner>,
 }
 
+/// A refresh run right before every read of the registry.
+type BeforeRead = Arc<dyn Fn() + Send + Sync>;
+
 struct RegistryInner {
     default_limit: usize,
     state: RwLock<RegistryState>,
+    before_read: RwLock<Vec<BeforeRead>>,
     self_metrics: [Descriptor; 2],
     saturations: Descriptor,
 }
@@ -146,6 +150,7 @@ impl Registry {
             inner: Arc::new(RegistryInner {
                 default_limit: limit,
                 state: RwLock::new(state),
+                before_read: RwLock::new(Vec::new()),
                 self_metrics,
                 saturations,
             }),
@@ -362,6 +367,56 @@ impl Registry {
 
     /// Every family, in name order, as a snapshot: registration never
     /// waits on a walk that holds it.
+    /// Runs `refresh` right before every read of this registry (each
+    /// [`encode`](Registry::encode), [`Encoder::encode`](crate::Encoder::encode)
+    /// and [`visit`](Registry::visit), so every scrape and every export), for
+    /// metrics whose values live outside the process's recording paths:
+    /// `/proc` figures, a runtime's task counts, a connection pool's size.
+    /// They cost nothing between reads.
+    ///
+    /// `refresh` runs on the reading thread, before any family is read, and
+    /// should set gauges or add to counters and return; it must not read
+    /// this registry (a read started from inside a refresh skips the
+    /// refreshes). Refreshes run in the order they were added; one that
+    /// panics is skipped for that read and the read goes on.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use beluga_metrics::{Format, Opts, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let pool_size = registry.gauge(Opts::new("db_pool_connections", "Open connections."))?;
+    /// let pool = Arc::new(AtomicUsize::new(0)); // owned by some other library
+    /// let seen = pool.clone();
+    /// registry.before_read(move || pool_size.set(seen.load(Ordering::Relaxed) as f64));
+    ///
+    /// pool.store(7, Ordering::Relaxed);
+    /// assert!(registry.encode(Format::PrometheusText).contains("db_pool_connections 7.0\n"));
+    /// # Ok::<(), beluga_metrics::RegistryError>(())
+    /// ```
+    pub fn before_read(&self, refresh: impl Fn() + Send + Sync + 'static) {
+        self.inner.before_read.write().push(Arc::new(refresh));
+    }
+
+    /// Runs the [`before_read`](Registry::before_read) refreshes, unless this
+    /// thread is already inside one.
+    pub(crate) fn refresh_before_read(&self) {
+        thread_local! {
+            static REFRESHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        // Cloned out so a refresh may register metrics (taking the state
+        // lock) or add another refresh without deadlocking.
+        let refreshes: Vec<BeforeRead> = self.inner.before_read.read().clone();
+        if refreshes.is_empty() || REFRESHING.with(|r| r.replace(true)) {
+            return;
+        }
+        for refresh in refreshes {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| refresh()));
+        }
+        REFRESHING.with(|r| r.set(false));
+    }
+
     pub(crate) fn families(&self) -> Vec<Arc<dyn ErasedFamily>> {
         self.inner.state.read().families.values().cloned().collect()
     }
@@ -398,5 +453,30 @@ mod tests {
             .unwrap();
         a.record(1.0);
         assert_eq!(b.get().count(), 1);
+    }
+
+    #[test]
+    fn refreshes_run_before_every_read_survive_panics_and_never_recurse() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let r = Registry::new();
+        let runs = Arc::new(AtomicU64::new(0));
+        let gauge = r.gauge(Opts::new("refreshed", "R.")).unwrap();
+        r.before_read(|| panic!("a broken refresh"));
+        let (inner, counted) = (r.clone(), runs.clone());
+        r.before_read(move || {
+            let n = counted.fetch_add(1, Ordering::Relaxed) + 1;
+            gauge.set(n as f64);
+            // A read from inside a refresh skips the refreshes.
+            assert!(inner
+                .encode(crate::Format::PrometheusText)
+                .contains("refreshed "));
+        });
+        assert!(r
+            .encode(crate::Format::PrometheusText)
+            .contains("refreshed 1.0\n"));
+        assert!(r
+            .encode(crate::Format::OpenMetrics)
+            .contains("refreshed 2.0\n"));
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
     }
 }

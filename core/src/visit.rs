@@ -46,6 +46,7 @@ impl Registry {
     }
 
     pub(crate) fn visit_with(&self, visitor: &mut dyn Visitor, scratch: &mut HistogramValue) {
+        self.refresh_before_read();
         // Removed series and replaced indexes whose grace period ended while
         // nothing was retired since are freed here, at the latest.
         crate::lookup_cache::collect_garbage();

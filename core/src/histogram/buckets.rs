@@ -120,8 +120,8 @@ impl Buckets {
     }
 
     /// `Err(reason)` unless the boundaries are usable: at most 255, finite,
-    /// strictly increasing, none larger in magnitude than [`MAX_BOUND`],
-    /// and, when the largest is positive, at least [`MIN_TOP_BOUND`]. The
+    /// strictly increasing, none larger in magnitude than 1e300,
+    /// and, when the largest is positive, at least 1e-290. The
     /// quantile scale spans twice the largest boundary in 2^27 steps; these
     /// limits keep that step a normal float, so bucket assignment stays
     /// exact and quantiles finite. The registry runs this check when a
