@@ -2,8 +2,9 @@
 //!
 //! A metrics engine for AI-agent workloads: counters, gauges and histograms
 //! whose recording path never locks, never allocates and never hashes once a
-//! handle is resolved; labelled families with a cardinality limit; and a
-//! hand-written Prometheus text 0.0.4 and OpenMetrics 1.0 encoder.
+//! handle is resolved; labelled families with a cardinality limit; and
+//! hand-written Prometheus text 0.0.4, OpenMetrics 1.0 and protobuf encoders
+//! (the protobuf one with native histograms derived from the HDR counts).
 //!
 //! ```
 //! use beluga_metrics::{Buckets, Format, Opts, Registry, Unit};
@@ -37,7 +38,8 @@
 //! * The `beluga-monitor` crate: the agent-monitoring API (API requests, LLM and tool
 //!   calls, tokens, cost, safety checks), built on this crate's public API only.
 //! * [`Encoder`] and [`Format`]: Prometheus text 0.0.4 and OpenMetrics 1.0;
-//!   [`Visitor`]: the same data for other exporters.
+//!   [`Exposition`] adds the protobuf format with native histograms
+//!   ([`ExponentialBuckets`]); [`Visitor`]: the same data for other exporters.
 //!
 //! How the engine works, and what each series costs in memory, is in
 //! `docs/architecture.md`; measured costs against other libraries are in
@@ -81,12 +83,12 @@ mod encoding;
 mod visit;
 
 pub use desc::{Descriptor, MetricType, Opts, Unit};
-pub use encoding::{Encoder, Format};
+pub use encoding::{Encoder, Exposition, Format, DEFAULT_NATIVE_SCHEMA};
 pub use error::{LabelError, RegistryError, ValueError};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT};
 pub use first_use::first_uses_on_this_thread;
 pub use handles::{Counter, FloatCounter, Gauge, Histogram, HistogramTimer, Metric};
-pub use histogram::{Buckets, HistogramValue, Quantiles};
+pub use histogram::{Buckets, ExponentialBuckets, ExponentialScale, HistogramValue, Quantiles};
 pub use name::{MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES, OVERFLOW_LABEL};
 pub use registry::{Registry, INVALID_VALUES_METRIC, OVERFLOW_METRIC, SATURATIONS_METRIC};
 pub use sample::{Labels, Value};

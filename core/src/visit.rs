@@ -2,7 +2,7 @@
 //! Prometheus encoder and other exporters (OTLP) share.
 
 use crate::desc::Descriptor;
-use crate::histogram::HistogramValue;
+use crate::histogram::{ExponentialScale, HistogramValue};
 use crate::registry::Registry;
 use crate::sample::{Labels, Value};
 use crate::shards::saturated_adds;
@@ -32,6 +32,12 @@ use crate::shards::saturated_adds;
 pub trait Visitor {
     /// Called once per family, before its series.
     fn family(&mut self, family: &Descriptor);
+    /// Whether histograms should also be read in base-2 exponential
+    /// buckets ([`HistogramValue::exponential`]), and at what scale. Asked
+    /// once per walk; the default, `None`, reads classic buckets only.
+    fn exponential_buckets(&self) -> Option<ExponentialScale> {
+        None
+    }
     /// Called once per series of the family last announced.
     fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>);
 }
@@ -47,6 +53,7 @@ impl Registry {
 
     pub(crate) fn visit_with(&self, visitor: &mut dyn Visitor, scratch: &mut HistogramValue) {
         self.refresh_before_read();
+        scratch.want_exponential = visitor.exponential_buckets();
         // Removed series and replaced indexes whose grace period ended while
         // nothing was retired since are freed here, at the latest.
         crate::lookup_cache::collect_garbage();

@@ -25,10 +25,14 @@
 //!
 //! * `GET`/`HEAD` on the metrics path (default `/metrics`): the exposition in
 //!   OpenMetrics 1.0 when the `Accept` header prefers it (Prometheus ≥ 2.42
-//!   does), Prometheus text 0.0.4 otherwise, with the exact `Content-Type`.
-//!   A `format=text` or `format=openmetrics` query parameter (settable with
-//!   `params:` in a scrape config) overrides `Accept`. The body is gzipped when
-//!   `Accept-Encoding` allows it.
+//!   does), in the Prometheus protobuf format (delimited `MetricFamily`
+//!   messages, histograms with their classic buckets *and* a native
+//!   histogram) when it prefers that (Prometheus with
+//!   `--enable-feature=native-histograms` does), Prometheus text 0.0.4
+//!   otherwise, with the exact `Content-Type`. A `format=text`,
+//!   `format=openmetrics` or `format=protobuf` query parameter (settable
+//!   with `params:` in a scrape config) overrides `Accept`. The body is
+//!   gzipped when `Accept-Encoding` allows it.
 //! * `GET /healthz`: `200 ok`. Other paths: `404`. Other methods: `405` with
 //!   `Allow: GET, HEAD`. A request with a body: `413`.
 //! * Encoding runs on tokio's blocking pool, never on a worker thread, with
@@ -157,6 +161,7 @@ pub struct ExporterBuilder {
     write_timeout: Duration,
     idle_timeout: Duration,
     gzip: bool,
+    native_schema: Option<i8>,
 }
 
 impl Default for ExporterBuilder {
@@ -175,6 +180,7 @@ impl Default for ExporterBuilder {
             write_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             gzip: true,
+            native_schema: Some(beluga_metrics::DEFAULT_NATIVE_SCHEMA),
         }
     }
 }
@@ -271,6 +277,23 @@ impl ExporterBuilder {
         self
     }
 
+    /// The schema of the native histograms served in the protobuf
+    /// exposition next to each histogram's classic buckets (-4 to 8,
+    /// default 3: buckets 9 % wide), or `None` to serve classic buckets
+    /// only. Prometheus asks for protobuf, and ingests native histograms,
+    /// when started with `--enable-feature=native-histograms`; text and
+    /// OpenMetrics scrapes are the same either way.
+    ///
+    /// ```
+    /// use beluga_exporter_prometheus::PrometheusExporter;
+    /// let builder = PrometheusExporter::builder().native_histogram_schema(Some(5));
+    /// # let _ = builder;
+    /// ```
+    pub fn native_histogram_schema(mut self, schema: Option<i8>) -> Self {
+        self.native_schema = schema;
+        self
+    }
+
     fn prepare(
         self,
     ) -> Result<
@@ -307,6 +330,7 @@ impl ExporterBuilder {
             queue_timeout: self.queue_timeout,
             response_timeout: self.response_timeout,
             gzip: self.gzip,
+            native_schema: self.native_schema,
             encoders: parking_lot::Mutex::new(Vec::new()),
             metrics,
             deliveries: Arc::default(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use beluga_metrics::{Encoder, Format, Registry};
+use beluga_metrics::{Encoder, Exposition, Registry};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) queue_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) gzip: bool,
+    /// Native-histogram schema of protobuf scrapes (`None`: classic only).
+    pub(crate) native_schema: Option<i8>,
     /// Encoders (and their grown buffers) reused from scrape to scrape.
     pub(crate) encoders: parking_lot::Mutex<Vec<Encoder>>,
     pub(crate) metrics: SelfMetrics,
@@ -379,14 +381,16 @@ fn method_not_allowed(shared: &Shared) -> HttpResponse {
     response
 }
 
-/// The format asked for by a `format=text|openmetrics` query parameter
-/// (for scrape configs that cannot set `Accept`), else by `Accept`.
-fn requested_format(req: &Request<Incoming>) -> Format {
+/// The exposition asked for by a `format=text|openmetrics|protobuf` query
+/// parameter (for scrape configs that cannot set `Accept`), else by
+/// `Accept`.
+fn requested_exposition(req: &Request<Incoming>) -> Exposition {
     let query = req.uri().query().unwrap_or("");
     for pair in query.split('&') {
         match pair {
-            "format=text" => return Format::PrometheusText,
-            "format=openmetrics" => return Format::OpenMetrics,
+            "format=text" => return Exposition::PrometheusText,
+            "format=openmetrics" => return Exposition::OpenMetrics,
+            "format=protobuf" => return Exposition::Protobuf,
             _ => {}
         }
     }
@@ -394,7 +398,7 @@ fn requested_format(req: &Request<Incoming>) -> Format {
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    Format::from_accept(accept)
+    Exposition::from_accept(accept)
 }
 
 /// Whether `Accept-Encoding` allows gzip, as RFC 9110 reads it: an explicit
@@ -459,7 +463,7 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
             return response;
         }
     }
-    let format = requested_format(&req);
+    let exposition = requested_exposition(&req);
     let gzip = shared.gzip && accepts_gzip(&req);
 
     let permit = match tokio::time::timeout(
@@ -485,13 +489,17 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
     let sequence = (req.method() == Method::GET).then(|| shared.deliveries.begin());
     let registry = shared.registry.clone();
-    let mut encoder = shared.encoders.lock().pop().unwrap_or_default();
+    let mut encoder = shared
+        .encoders
+        .lock()
+        .pop()
+        .unwrap_or_else(|| Encoder::new().native_histograms(shared.native_schema));
     // Encoding walks every series: run it off the runtime's worker threads.
     // The permit moves with it, so an encode that outlives the response
     // timeout still holds its slot until it really ends.
     let encode = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let encoded = encoder.encode(&registry, format);
+        let encoded = encoder.encode_exposition(&registry, exposition);
         let plain_len = encoded.len();
         let body = if gzip {
             let mut gz = flate2::write::GzEncoder::new(
@@ -523,9 +531,10 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     };
     shared.encoders.lock().push(encoder);
 
-    let format_label = match format {
-        Format::PrometheusText => "text",
-        Format::OpenMetrics => "openmetrics",
+    let format_label = match exposition {
+        Exposition::PrometheusText => "text",
+        Exposition::OpenMetrics => "openmetrics",
+        Exposition::Protobuf => "protobuf",
     };
     let _ = shared.metrics.scrapes.with(&[format_label], |c| c.inc());
     shared.metrics.encoded_bytes.add(plain_len as u64);
@@ -537,7 +546,7 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
+        HeaderValue::from_static(exposition.content_type()),
     );
     headers.insert(
         header::VARY,

@@ -1,4 +1,5 @@
-//! A real Prometheus scrapes the exporter in both formats, and what it stores
+//! A real Prometheus scrapes the exporter in all three formats (text,
+//! OpenMetrics, and protobuf with native histograms), and what it stores
 //! equals what the test recorded.
 
 mod common;
@@ -47,8 +48,10 @@ fn recorded_registry() -> Registry {
     r
 }
 
+const NATIVE_HISTOGRAMS: &str = "--enable-feature=native-histograms";
+
 #[test]
-fn prometheus_stores_exactly_what_was_recorded_in_both_formats() {
+fn prometheus_stores_exactly_what_was_recorded_in_all_three_formats() {
     let registry = recorded_registry();
     let exporter = PrometheusExporter::builder()
         .registry(&registry)
@@ -60,7 +63,16 @@ fn prometheus_stores_exactly_what_was_recorded_in_both_formats() {
         "  - job_name: openmetrics\n    static_configs: [{{targets: ['{target}']}}]\n\
          \x20 - job_name: text\n    params: {{format: [text]}}\n    static_configs: [{{targets: ['{target}']}}]\n"
     ));
-    for job in ["openmetrics", "text"] {
+    // With native histograms on, Prometheus 2.42 asks for protobuf first.
+    let native = Prometheus::start_with(
+        &format!("  - job_name: protobuf\n    static_configs: [{{targets: ['{target}']}}]\n"),
+        &[NATIVE_HISTOGRAMS],
+    );
+    for (prometheus, job) in [
+        (&prometheus, "openmetrics"),
+        (&prometheus, "text"),
+        (&native, "protobuf"),
+    ] {
         prometheus.wait_for(
             &format!("up{{job=\"{job}\"}} == 1"),
             Duration::from_secs(60),
@@ -71,7 +83,11 @@ fn prometheus_stores_exactly_what_was_recorded_in_both_formats() {
         );
     }
 
-    for job in ["openmetrics", "text"] {
+    for (prometheus, job) in [
+        (&prometheus, "openmetrics"),
+        (&prometheus, "text"),
+        (&native, "protobuf"),
+    ] {
         let one = |expr: &str| {
             let result = prometheus.query(&format!("{expr}{{job=\"{job}\"}}"));
             assert_eq!(
@@ -85,6 +101,21 @@ fn prometheus_stores_exactly_what_was_recorded_in_both_formats() {
         assert_eq!(one("test_requests_total"), 1234.0, "{job}");
         assert_eq!(one("test_queue_depth"), -7.25, "{job}");
         assert_eq!(one("test_cost_usd_total"), 12.5, "{job}");
+        check_nasty_labels(prometheus, job);
+        if job == "protobuf" {
+            // A native histogram: Prometheus 2.42 ingests only that form of
+            // a histogram that has one, and answers histogram_count/_sum.
+            let native_one = |f: &str| {
+                let result =
+                    prometheus.query(&format!("{f}(test_latency_seconds{{job=\"{job}\"}})"));
+                assert_eq!(result.len(), 1, "{f}: {result:?}\n{}", prometheus.log());
+                value_of(&result[0])
+            };
+            assert_eq!(native_one("histogram_count"), 6.0);
+            assert!((native_one("histogram_sum") - 4.55).abs() < 1e-9);
+            assert!(prometheus.query("test_latency_seconds_bucket").is_empty());
+            continue;
+        }
         assert_eq!(one("test_latency_seconds_count"), 6.0, "{job}");
         assert!(
             (one("test_latency_seconds_sum") - 4.55).abs() < 1e-9,
@@ -108,21 +139,9 @@ fn prometheus_stores_exactly_what_was_recorded_in_both_formats() {
             v
         };
         assert_eq!(numeric(&by_le), numeric(&expected), "{job}");
-
-        let nasty = prometheus.query(&format!("test_nasty_total{{job=\"{job}\"}}"));
-        assert_eq!(nasty.len(), NASTY.len(), "{job}: {nasty:?}");
-        for (i, value) in NASTY.iter().enumerate() {
-            let found = nasty
-                .iter()
-                .find(|s| s["metric"]["value"].as_str() == Some(value))
-                .unwrap_or_else(|| {
-                    panic!("{job}: label value {value:?} did not survive: {nasty:?}")
-                });
-            assert_eq!(value_of(found), (i + 1) as f64);
-        }
     }
 
-    // Both formats were really served.
+    // Every format was really served.
     let text = registry.encode(beluga_metrics::Format::PrometheusText);
     let scrapes = |format: &str| {
         text.lines()
@@ -135,6 +154,84 @@ fn prometheus_stores_exactly_what_was_recorded_in_both_formats() {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    assert!(scrapes("openmetrics") > 0 && scrapes("text") > 0, "{text}");
+    assert!(
+        scrapes("openmetrics") > 0 && scrapes("text") > 0 && scrapes("protobuf") > 0,
+        "{text}"
+    );
+    exporter.shutdown();
+}
+
+/// Every label value of [`NASTY`] reached Prometheus byte for byte.
+fn check_nasty_labels(prometheus: &Prometheus, job: &str) {
+    let nasty = prometheus.query(&format!("test_nasty_total{{job=\"{job}\"}}"));
+    assert_eq!(nasty.len(), NASTY.len(), "{job}: {nasty:?}");
+    for (i, value) in NASTY.iter().enumerate() {
+        let found = nasty
+            .iter()
+            .find(|s| s["metric"]["value"].as_str() == Some(value))
+            .unwrap_or_else(|| panic!("{job}: label value {value:?} did not survive: {nasty:?}"));
+        assert_eq!(value_of(found), (i + 1) as f64);
+    }
+}
+
+/// Latencies spread log-uniformly over 1 ms - 1 s, deterministic.
+fn latencies(n: usize) -> impl Iterator<Item = f64> {
+    (0..n).map(move |i| 0.001 * 1000f64.powf((i as f64 * 0.618_034).fract()))
+}
+
+#[test]
+fn native_histogram_quantiles_agree_with_the_hdr_quantiles() {
+    let registry = Registry::new();
+    let latency = registry
+        .histogram(
+            Opts::new("llm_latency_seconds", "LLM latency.").unit(Unit::SECONDS),
+            Buckets::gen_ai_operation_duration(),
+        )
+        .unwrap();
+    const N: usize = 5_000;
+    latencies(N).for_each(|v| latency.record(v));
+    let exporter = PrometheusExporter::builder()
+        .registry(&registry)
+        .listen("127.0.0.1:0")
+        .serve_in_thread()
+        .unwrap();
+    let target = exporter.local_addr();
+    let prometheus = Prometheus::start_with(
+        &format!("  - job_name: native\n    static_configs: [{{targets: ['{target}']}}]\n"),
+        &[NATIVE_HISTOGRAMS],
+    );
+    let count_is = |n: usize| {
+        prometheus.wait_for(
+            &format!("histogram_count(llm_latency_seconds) == {n}"),
+            Duration::from_secs(60),
+        )
+    };
+    count_is(N);
+    // A second batch of the same distribution; rate() over the window sees it.
+    latencies(N).for_each(|v| latency.record(v));
+    count_is(2 * N);
+
+    let hdr = latency.quantiles();
+    for q in [0.5, 0.9, 0.99] {
+        let result = prometheus.query(&format!(
+            "histogram_quantile({q}, rate(llm_latency_seconds[1m]))"
+        ));
+        assert_eq!(result.len(), 1, "{result:?}\n{}", prometheus.log());
+        let native = value_of(&result[0]);
+        let exact = hdr.quantile(q);
+        // Documented bound: one schema-3 bucket (9.05 %) plus half an HDR
+        // sub-bucket (0.4 %).
+        let error = (native - exact).abs() / exact;
+        assert!(
+            error <= 0.0945,
+            "q={q}: native {native}, HDR {exact}, error {error:.4}"
+        );
+    }
+    let sum: f64 = latencies(N).sum::<f64>() * 2.0;
+    let stored_sum = value_of(&prometheus.query("histogram_sum(llm_latency_seconds)")[0]);
+    assert!(
+        (stored_sum - sum).abs() / sum < 1e-9,
+        "{stored_sum} vs {sum}"
+    );
     exporter.shutdown();
 }

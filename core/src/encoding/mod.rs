@@ -1,4 +1,5 @@
-//! Prometheus text 0.0.4 and OpenMetrics 1.0 encoding, written by hand.
+//! Prometheus text 0.0.4, OpenMetrics 1.0 and the Prometheus protobuf
+//! exposition (with native histograms), written by hand.
 //!
 //! Output order is deterministic: families sorted by name, series in the
 //! order they were created, the overflow series last in its family, then the
@@ -6,9 +7,10 @@
 //! together; label values and help text are escaped losslessly.
 
 mod negotiate;
+mod protobuf;
 mod text;
 
-use crate::histogram::HistogramValue;
+use crate::histogram::{ExponentialScale, HistogramValue};
 use crate::registry::Registry;
 
 /// An exposition format.
@@ -61,6 +63,79 @@ impl Format {
     }
 }
 
+/// Everything `/metrics` can serve: the two text [`Format`]s and the
+/// Prometheus protobuf exposition (delimited `io.prometheus.client.MetricFamily`
+/// messages), which alone carries native histograms.
+///
+/// ```
+/// use beluga_metrics::Exposition;
+/// // What Prometheus 2.42 sends with `--enable-feature=native-histograms`:
+/// let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+///               encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+/// assert_eq!(Exposition::from_accept(Some(accept)), Exposition::Protobuf);
+/// assert_eq!(Exposition::from_accept(None), Exposition::PrometheusText);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Exposition {
+    /// Prometheus text format 0.0.4.
+    PrometheusText,
+    /// OpenMetrics 1.0.0 text format.
+    OpenMetrics,
+    /// The Prometheus protobuf format, length-delimited.
+    Protobuf,
+}
+
+impl Exposition {
+    /// The exact `Content-Type` of the delimited protobuf exposition.
+    pub const PROTOBUF_CONTENT_TYPE: &'static str =
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+    /// Picks what a scraper prefers from its `Accept` header, as
+    /// [`Format::from_accept`] does, with the protobuf exposition chosen
+    /// only when asked for with `proto=io.prometheus.client.MetricFamily`
+    /// and `encoding=delimited`.
+    pub fn from_accept(accept: Option<&str>) -> Exposition {
+        negotiate::exposition_from_accept(accept)
+    }
+
+    /// The `Content-Type` header value.
+    ///
+    /// ```
+    /// use beluga_metrics::{Exposition, Format};
+    /// assert_eq!(Exposition::from(Format::OpenMetrics).content_type(), Format::OpenMetrics.content_type());
+    /// ```
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::PrometheusText => Format::PrometheusText.content_type(),
+            Exposition::OpenMetrics => Format::OpenMetrics.content_type(),
+            Exposition::Protobuf => Self::PROTOBUF_CONTENT_TYPE,
+        }
+    }
+
+    /// The text format, if this is one.
+    pub fn text_format(self) -> Option<Format> {
+        match self {
+            Exposition::PrometheusText => Some(Format::PrometheusText),
+            Exposition::OpenMetrics => Some(Format::OpenMetrics),
+            Exposition::Protobuf => None,
+        }
+    }
+}
+
+impl From<Format> for Exposition {
+    fn from(format: Format) -> Exposition {
+        match format {
+            Format::PrometheusText => Exposition::PrometheusText,
+            Format::OpenMetrics => Exposition::OpenMetrics,
+        }
+    }
+}
+
+/// The native-histogram schema the protobuf exposition uses unless
+/// [`Encoder::native_histograms`] says otherwise: buckets 2^(1/8) wide
+/// (9.05 %), about 80 of them for values spanning 1 ms to 1 s.
+pub const DEFAULT_NATIVE_SCHEMA: i8 = 3;
+
 /// Encodes registries into a buffer that is reused between calls, so a
 /// steady scrape loop stops allocating once the buffer has grown.
 ///
@@ -81,6 +156,8 @@ pub struct Encoder {
     buffer: Vec<u8>,
     scratch: HistogramValue,
     bounds: text::BoundsCache,
+    protobuf: protobuf::ProtobufBuffers,
+    native_schema: Option<i8>,
 }
 
 impl Default for Encoder {
@@ -96,6 +173,59 @@ impl Encoder {
             buffer: Vec::new(),
             scratch: HistogramValue::empty(),
             bounds: text::BoundsCache::default(),
+            protobuf: protobuf::ProtobufBuffers::default(),
+            native_schema: Some(DEFAULT_NATIVE_SCHEMA),
+        }
+    }
+
+    /// The schema of the native histograms the protobuf exposition carries
+    /// next to each histogram's classic buckets (-4 to 8; default
+    /// [`DEFAULT_NATIVE_SCHEMA`]), or `None` for classic buckets only. The
+    /// text formats never carry native histograms.
+    ///
+    /// ```
+    /// use beluga_metrics::{Buckets, Encoder, Exposition, Opts, Registry};
+    /// let registry = Registry::new();
+    /// registry.histogram(Opts::new("step", "Steps."), Buckets::default())?.record(0.2);
+    /// let mut encoder = Encoder::new().native_histograms(Some(5));
+    /// let bytes = encoder.encode_exposition(&registry, Exposition::Protobuf);
+    /// // Length-delimited MetricFamily messages: a varint length, then the
+    /// // message, whose field 1 is the name.
+    /// let (mut at, mut names) = (0, Vec::new());
+    /// while at < bytes.len() {
+    ///     let (mut len, mut shift) = (0usize, 0);
+    ///     while bytes[at] & 0x80 != 0 {
+    ///         len |= usize::from(bytes[at] & 0x7f) << shift;
+    ///         (at, shift) = (at + 1, shift + 7);
+    ///     }
+    ///     len |= usize::from(bytes[at]) << shift;
+    ///     let message = &bytes[at + 1..at + 1 + len];
+    ///     names.push(String::from_utf8(message[2..2 + usize::from(message[1])].to_vec())?);
+    ///     at += 1 + len;
+    /// }
+    /// assert_eq!(names, ["step", "beluga_invalid_values_total"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn native_histograms(mut self, schema: Option<i8>) -> Encoder {
+        self.native_schema = schema.map(|s| s.clamp(-4, 8));
+        self
+    }
+
+    /// Encodes `registry` in any [`Exposition`]; the bytes stay valid until
+    /// the next call. Text formats are UTF-8; the protobuf exposition is
+    /// binary.
+    pub fn encode_exposition(&mut self, registry: &Registry, exposition: Exposition) -> &[u8] {
+        match exposition.text_format() {
+            Some(format) => self.encode(registry, format),
+            None => {
+                self.buffer.clear();
+                let native = self.native_schema.map(ExponentialScale::fixed);
+                let mut writer =
+                    protobuf::ProtobufWriter::new(&mut self.buffer, &mut self.protobuf, native);
+                registry.visit_with(&mut writer, &mut self.scratch);
+                writer.finish();
+                &self.buffer
+            }
         }
     }
 

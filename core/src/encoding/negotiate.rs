@@ -1,13 +1,17 @@
 //! `Accept` header parsing for format negotiation.
 
-use super::Format;
+use super::{Exposition, Format};
+
+const PROTOBUF_MEDIA: &str = "application/vnd.google.protobuf";
+const PROTOBUF_PROTO: &str = "io.prometheus.client.MetricFamily";
 
 /// One media range of an `Accept` header that we can serve.
-fn offer(range: &str) -> Option<(Format, f32)> {
+fn offer(range: &str) -> Option<(Exposition, f32)> {
     let mut parts = range.split(';').map(str::trim);
     let media = parts.next()?.to_ascii_lowercase();
     let mut quality = 1.0f32;
     let mut version = None;
+    let (mut proto, mut encoding) = (None, None);
     for param in parts {
         let (key, value) = param.split_once('=')?;
         let value = value.trim().trim_matches('"');
@@ -19,25 +23,45 @@ fn offer(range: &str) -> Option<(Format, f32)> {
                     .filter(|q: &f32| (0.0..=1.0).contains(q))?
             }
             "version" => version = Some(value.to_string()),
+            "proto" => proto = Some(value.to_string()),
+            "encoding" => encoding = Some(value.to_ascii_lowercase()),
             _ => {}
         }
     }
-    let format = match (media.as_str(), version.as_deref()) {
-        ("application/openmetrics-text", None | Some("1.0.0")) => Format::OpenMetrics,
-        ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => Format::PrometheusText,
+    let exposition = match (media.as_str(), version.as_deref()) {
+        ("application/openmetrics-text", None | Some("1.0.0")) => Exposition::OpenMetrics,
+        ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => Exposition::PrometheusText,
+        (PROTOBUF_MEDIA, _)
+            if proto.as_deref() == Some(PROTOBUF_PROTO)
+                && encoding.as_deref() == Some("delimited") =>
+        {
+            Exposition::Protobuf
+        }
         _ => return None,
     };
-    Some((format, quality))
+    Some((exposition, quality))
+}
+
+/// The offer with the highest q-value among those `allowed` (the earlier on
+/// a tie), else Prometheus text.
+fn best(accept: Option<&str>, allowed: impl Fn(Exposition) -> bool) -> Exposition {
+    let mut best: Option<(Exposition, f32)> = None;
+    for (exposition, quality) in accept.unwrap_or("").split(',').filter_map(offer) {
+        if allowed(exposition) && quality > 0.0 && best.is_none_or(|(_, q)| quality > q) {
+            best = Some((exposition, quality));
+        }
+    }
+    best.map_or(Exposition::PrometheusText, |(exposition, _)| exposition)
 }
 
 pub(super) fn from_accept(accept: Option<&str>) -> Format {
-    let mut best: Option<(Format, f32)> = None;
-    for (format, quality) in accept.unwrap_or("").split(',').filter_map(offer) {
-        if quality > 0.0 && best.is_none_or(|(_, q)| quality > q) {
-            best = Some((format, quality));
-        }
-    }
-    best.map_or(Format::PrometheusText, |(format, _)| format)
+    best(accept, |e| e.text_format().is_some())
+        .text_format()
+        .unwrap_or(Format::PrometheusText)
+}
+
+pub(super) fn exposition_from_accept(accept: Option<&str>) -> Exposition {
+    best(accept, |_| true)
 }
 
 #[cfg(test)]
@@ -67,5 +91,30 @@ mod tests {
             Format::OpenMetrics
         );
         assert_eq!(from_accept(Some("garbage;;;q=x")), Format::PrometheusText);
+    }
+
+    #[test]
+    fn protobuf_needs_its_proto_and_delimited_encoding() {
+        let full = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+        assert_eq!(exposition_from_accept(Some(full)), Exposition::Protobuf);
+        // The text-only negotiation never picks it.
+        assert_eq!(from_accept(Some(full)), Format::PrometheusText);
+        for partial in [
+            "application/vnd.google.protobuf",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+            "application/vnd.google.protobuf;proto=other.Message;encoding=delimited",
+        ] {
+            assert_eq!(
+                exposition_from_accept(Some(partial)),
+                Exposition::PrometheusText,
+                "{partial}"
+            );
+        }
+        let lower = format!("{full};q=0.1,application/openmetrics-text;version=1.0.0;q=0.5");
+        assert_eq!(
+            exposition_from_accept(Some(&lower)),
+            Exposition::OpenMetrics
+        );
     }
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use super::sealed::Sealed;
 use crate::desc::MetricType;
 use crate::error::ValueError;
-use crate::histogram::{BucketMap, HistogramStorage, HistogramValue, Quantiles};
+use crate::histogram::{
+    BucketMap, ExponentialBuckets, ExponentialScale, HistogramStorage, HistogramValue, Quantiles,
+};
 use crate::sample::Value;
 use crate::series::Series;
 
@@ -103,6 +105,15 @@ impl Histogram {
     /// Quantiles from the merged per-thread HDR histograms.
     pub fn quantiles(&self) -> Quantiles {
         self.series.storage.quantiles()
+    }
+
+    /// The observations in base-2 exponential buckets, derived from the
+    /// merged HDR counts (what Prometheus native histograms and OTLP
+    /// exponential histograms carry; see [`ExponentialBuckets`]).
+    pub fn exponential(&self, want: ExponentialScale) -> ExponentialBuckets {
+        let mut out = ExponentialBuckets::empty();
+        self.series.storage.exponential_into(want, &mut out);
+        out
     }
 
     /// Heap bytes each recording thread holds for this series, on average

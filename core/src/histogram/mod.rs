@@ -4,11 +4,13 @@
 
 mod bucket_map;
 mod buckets;
+mod exponential;
 mod hdr_counts;
 pub(crate) mod layout;
 pub(crate) mod storage;
 
 pub(crate) use bucket_map::BucketMap;
 pub use buckets::Buckets;
+pub use exponential::{ExponentialBuckets, ExponentialScale};
 pub(crate) use storage::HistogramStorage;
 pub use storage::{HistogramValue, Quantiles};

@@ -33,6 +33,7 @@
 
 use hdrhistogram::Histogram as HdrHistogram;
 
+use super::exponential::{ExponentialBuckets, ExponentialScale};
 use super::hdr_counts::{NarrowCounts, WideCounts};
 use super::{layout, BucketMap};
 use crate::sync::{model_switch_point, AtomicPtr, AtomicU64, Ordering::*};
@@ -107,6 +108,9 @@ pub struct HistogramValue {
     pub(crate) sum: f64,
     pub(crate) min: f64,
     pub(crate) max: f64,
+    /// Set by the reader that wants exponential buckets read too.
+    pub(crate) want_exponential: Option<ExponentialScale>,
+    pub(crate) exponential: ExponentialBuckets,
 }
 
 impl HistogramValue {
@@ -117,7 +121,17 @@ impl HistogramValue {
             sum: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
+            want_exponential: None,
+            exponential: ExponentialBuckets::empty(),
         }
+    }
+
+    /// The same observations in base-2 exponential buckets, when the reader
+    /// asked for them ([`Visitor::exponential_buckets`](crate::Visitor::exponential_buckets)).
+    /// They are read after the classic buckets, so their total is never
+    /// below [`count`](Self::count) (equal when nothing records meanwhile).
+    pub fn exponential(&self) -> Option<&ExponentialBuckets> {
+        self.want_exponential.map(|_| &self.exponential)
     }
 
     /// The finite bucket boundaries (the `+Inf` bucket follows them).
@@ -431,6 +445,18 @@ impl HistogramStorage {
             out.min = out.min.min(f64::from_bits(thread.min.load(Relaxed)));
             out.max = out.max.max(f64::from_bits(thread.max.load(Relaxed)));
         }
+        if let Some(want) = out.want_exponential {
+            self.exponential_into(want, &mut out.exponential);
+        }
+    }
+
+    /// Every thread's HDR counts in base-2 exponential buckets.
+    pub(crate) fn exponential_into(&self, want: ExponentialScale, out: &mut ExponentialBuckets) {
+        out.reset(self.buckets.resolution(), want);
+        let threads = self.threads().map(|thread| &thread.hdr);
+        self.wide
+            .merge(threads, |index, count| out.add_hdr(index, count));
+        out.fit(want);
     }
 
     /// Every thread's HDR counts merged into one `hdrhistogram`.

@@ -205,6 +205,12 @@ impl Prometheus {
     /// Starts Prometheus with a 1 s scrape interval and these
     /// `scrape_configs` entries (YAML, already indented as list items).
     pub fn start(scrape_configs: &str) -> Prometheus {
+        Prometheus::start_with(scrape_configs, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra command-line flags (e.g.
+    /// `--enable-feature=native-histograms`).
+    pub fn start_with(scrape_configs: &str, flags: &[&str]) -> Prometheus {
         let dir = TempDir::new("prometheus");
         let config = dir.0.join("prometheus.yml");
         std::fs::write(
@@ -220,7 +226,10 @@ impl Prometheus {
                 format!("--config.file={}", config.display()),
                 format!("--storage.tsdb.path={}", dir.0.join("data").display()),
                 format!("--web.listen-address=127.0.0.1:{port}"),
-            ],
+            ]
+            .into_iter()
+            .chain(flags.iter().map(|f| f.to_string()))
+            .collect::<Vec<_>>(),
             dir.0.join("prometheus.log"),
         );
         poll("Prometheus to be ready", Duration::from_secs(30), || {
