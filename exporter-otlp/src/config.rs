@@ -23,6 +23,64 @@ pub enum Temporality {
     Delta,
 }
 
+/// How histograms are sent, as OpenTelemetry SDKs name the choice
+/// (`OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`).
+///
+/// ```
+/// use beluga_exporter_otlp::HistogramAggregation;
+/// assert_eq!(
+///     HistogramAggregation::base2_exponential(),
+///     HistogramAggregation::Base2Exponential { max_size: 160, max_scale: 20 }
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistogramAggregation {
+    /// An OTLP `Histogram` with the instrument's own bucket boundaries (the
+    /// default, `explicit_bucket_histogram`).
+    ExplicitBucket,
+    /// An OTLP `ExponentialHistogram` (`base2_exponential_bucket_histogram`):
+    /// base-2 buckets derived from the engine's HDR counts, at the finest
+    /// scale (at most `max_scale`, and at most 8, the HDR counts' own
+    /// resolution) whose populated range fits `max_size` buckets.
+    Base2Exponential {
+        /// The most positive buckets per data point (OpenTelemetry default 160).
+        max_size: usize,
+        /// The finest scale (OpenTelemetry default 20; the HDR counts
+        /// resolve values to 1/128, so scales above 8 add nothing).
+        max_scale: i8,
+    },
+}
+
+impl HistogramAggregation {
+    /// Base-2 exponential with OpenTelemetry's defaults (160 buckets, scale
+    /// at most 20).
+    pub const fn base2_exponential() -> HistogramAggregation {
+        HistogramAggregation::Base2Exponential {
+            max_size: 160,
+            max_scale: 20,
+        }
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`: `Ok(None)`
+/// when unset, an error naming the value when it is neither standard value.
+pub(crate) fn histogram_aggregation_from_env(
+    env: EnvSource<'_>,
+) -> Result<Option<HistogramAggregation>, String> {
+    const KEY: &str = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION";
+    let Some(value) = env(KEY) else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "explicit_bucket_histogram" => Ok(Some(HistogramAggregation::ExplicitBucket)),
+        "base2_exponential_bucket_histogram" => Ok(Some(HistogramAggregation::base2_exponential())),
+        _ => Err(format!(
+            "{KEY}={value:?}: expected explicit_bucket_histogram or base2_exponential_bucket_histogram"
+        )),
+    }
+}
+
 /// Where the exporter's settings come from, so tests can feed their own.
 pub(crate) type EnvSource<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -140,6 +198,23 @@ mod tests {
             ])),
             "http://m:1/custom"
         );
+    }
+
+    #[test]
+    fn histogram_aggregation() {
+        assert_eq!(histogram_aggregation_from_env(&env(&[])), Ok(None));
+        assert_eq!(
+            histogram_aggregation_from_env(&env(&[(
+                "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+                "BASE2_exponential_bucket_histogram"
+            )])),
+            Ok(Some(HistogramAggregation::base2_exponential()))
+        );
+        assert!(histogram_aggregation_from_env(&env(&[(
+            "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+            "sparse"
+        )]))
+        .is_err());
     }
 
     #[test]

@@ -4,17 +4,19 @@
 use std::collections::HashMap;
 
 use beluga_metrics::{
-    Descriptor, HistogramValue, Labels, MetricType, Registry, Value, Visitor, OVERFLOW_LABEL,
+    Descriptor, ExponentialBuckets, ExponentialScale, HistogramValue, Labels, MetricType, Registry,
+    Value, Visitor, OVERFLOW_LABEL,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+    exponential_histogram_data_point, metric, number_data_point, AggregationTemporality,
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::config::Temporality;
+use crate::config::{HistogramAggregation, Temporality};
 
 /// The attribute OpenTelemetry uses for the cardinality-overflow series
 /// (the core labels it [`OVERFLOW_LABEL`]).
@@ -35,7 +37,39 @@ pub(crate) fn string_attribute(key: &str, value: &str) -> KeyValue {
 enum Sent {
     Int(u64),
     Float(f64),
-    Histogram { counts: Vec<u64>, sum: f64 },
+    Histogram {
+        counts: Vec<u64>,
+        sum: f64,
+    },
+    Exponential {
+        buckets: ExponentialBuckets,
+        sum: f64,
+    },
+}
+
+/// Which histograms go as OTLP exponential histograms.
+pub(crate) struct Histograms {
+    pub(crate) default: HistogramAggregation,
+    pub(crate) by_name: HashMap<String, HistogramAggregation>,
+}
+
+impl Histograms {
+    fn for_family(&self, name: &str) -> HistogramAggregation {
+        self.by_name.get(name).copied().unwrap_or(self.default)
+    }
+
+    /// The finest scale any exponential instrument wants: the walk reads
+    /// exponential buckets at it, and each instrument coarsens its copy.
+    fn finest(&self) -> Option<ExponentialScale> {
+        std::iter::once(&self.default)
+            .chain(self.by_name.values())
+            .filter_map(|a| match a {
+                HistogramAggregation::Base2Exponential { max_scale, .. } => Some(*max_scale),
+                HistogramAggregation::ExplicitBucket => None,
+            })
+            .max()
+            .map(ExponentialScale::fixed)
+    }
 }
 
 type SeriesKey = (String, Vec<String>);
@@ -56,6 +90,7 @@ pub(crate) struct Converter {
     /// Delta start: the time of the last successful export.
     last_success: u64,
     last_sent: HashMap<SeriesKey, Sent>,
+    histograms: Histograms,
 }
 
 pub(crate) fn now_nanos() -> u64 {
@@ -65,7 +100,11 @@ pub(crate) fn now_nanos() -> u64 {
 }
 
 impl Converter {
-    pub(crate) fn new(resource: Vec<KeyValue>, temporality: Temporality) -> Converter {
+    pub(crate) fn new(
+        resource: Vec<KeyValue>,
+        temporality: Temporality,
+        histograms: Histograms,
+    ) -> Converter {
         let start = now_nanos();
         Converter {
             resource: Resource {
@@ -81,6 +120,7 @@ impl Converter {
             start_time: start,
             last_success: start,
             last_sent: HashMap::new(),
+            histograms,
         }
     }
 
@@ -129,6 +169,7 @@ fn has_points(metric: &Metric) -> bool {
         Some(metric::Data::Sum(s)) => !s.data_points.is_empty(),
         Some(metric::Data::Gauge(g)) => !g.data_points.is_empty(),
         Some(metric::Data::Histogram(h)) => !h.data_points.is_empty(),
+        Some(metric::Data::ExponentialHistogram(h)) => !h.data_points.is_empty(),
         _ => false,
     }
 }
@@ -183,6 +224,10 @@ fn attributes(labels: Labels<'_>) -> Vec<KeyValue> {
 }
 
 impl Visitor for RequestBuilder<'_> {
+    fn exponential_buckets(&self) -> Option<ExponentialScale> {
+        self.converter.histograms.finest()
+    }
+
     fn family(&mut self, family: &Descriptor) {
         let temporality = self.temporality();
         let data = match family.metric_type() {
@@ -192,10 +237,18 @@ impl Visitor for RequestBuilder<'_> {
                 is_monotonic: true,
             }),
             MetricType::Gauge => metric::Data::Gauge(Gauge::default()),
-            MetricType::Histogram => metric::Data::Histogram(Histogram {
-                data_points: Vec::new(),
-                aggregation_temporality: temporality,
-            }),
+            MetricType::Histogram => match self.converter.histograms.for_family(family.name()) {
+                HistogramAggregation::ExplicitBucket => metric::Data::Histogram(Histogram {
+                    data_points: Vec::new(),
+                    aggregation_temporality: temporality,
+                }),
+                HistogramAggregation::Base2Exponential { .. } => {
+                    metric::Data::ExponentialHistogram(ExponentialHistogram {
+                        data_points: Vec::new(),
+                        aggregation_temporality: temporality,
+                    })
+                }
+            },
         };
         self.metrics.push(Metric {
             name: family.name().to_string(),
@@ -242,17 +295,31 @@ impl Visitor for RequestBuilder<'_> {
                 start_time_unix_nano: 0,
                 ..point(number_data_point::Value::AsDouble(v))
             }),
-            Value::Histogram(h) => {
-                let data_point = self.histogram_point(&key, labels, h);
-                self.sent.insert(
-                    key,
-                    Sent::Histogram {
-                        counts: h.bucket_counts().to_vec(),
-                        sum: h.sum(),
-                    },
-                );
-                DataPoint::Histogram(data_point)
-            }
+            Value::Histogram(h) => match self.converter.histograms.for_family(family.name()) {
+                HistogramAggregation::Base2Exponential {
+                    max_size,
+                    max_scale,
+                } => {
+                    let want = ExponentialScale {
+                        max_scale,
+                        max_buckets: max_size,
+                    };
+                    let (data_point, sent) = self.exponential_point(&key, labels, h, want);
+                    self.sent.insert(key, sent);
+                    DataPoint::Exponential(data_point)
+                }
+                HistogramAggregation::ExplicitBucket => {
+                    let data_point = self.histogram_point(&key, labels, h);
+                    self.sent.insert(
+                        key,
+                        Sent::Histogram {
+                            counts: h.bucket_counts().to_vec(),
+                            sum: h.sum(),
+                        },
+                    );
+                    DataPoint::Histogram(data_point)
+                }
+            },
         };
         match (
             self.metrics.last_mut().and_then(|m| m.data.as_mut()),
@@ -263,6 +330,9 @@ impl Visitor for RequestBuilder<'_> {
             (Some(metric::Data::Histogram(hist)), DataPoint::Histogram(p)) => {
                 hist.data_points.push(p)
             }
+            (Some(metric::Data::ExponentialHistogram(hist)), DataPoint::Exponential(p)) => {
+                hist.data_points.push(p)
+            }
             _ => {}
         }
     }
@@ -271,6 +341,7 @@ impl Visitor for RequestBuilder<'_> {
 enum DataPoint {
     Number(NumberDataPoint),
     Histogram(HistogramDataPoint),
+    Exponential(ExponentialHistogramDataPoint),
 }
 
 impl RequestBuilder<'_> {
@@ -316,4 +387,73 @@ impl RequestBuilder<'_> {
             ..Default::default()
         }
     }
+}
+
+impl RequestBuilder<'_> {
+    /// An OTLP exponential data point from the walk's exponential buckets,
+    /// coarsened to the instrument's limits; for delta temporality, minus
+    /// what was last delivered (brought to the same scale first: scales only
+    /// go down as a cumulative range widens).
+    fn exponential_point(
+        &self,
+        key: &SeriesKey,
+        labels: Labels<'_>,
+        h: &HistogramValue,
+        want: ExponentialScale,
+    ) -> (ExponentialHistogramDataPoint, Sent) {
+        let now = h
+            .exponential()
+            .map_or_else(ExponentialBuckets::default, |e| e.coarsened(want));
+        let sent = Sent::Exponential {
+            buckets: now.clone(),
+            sum: h.sum(),
+        };
+        let delta = match self.previous(key) {
+            Some(Sent::Exponential { buckets, sum }) if buckets.scale() >= now.scale() => {
+                let before = buckets.coarsened(ExponentialScale::fixed(now.scale() as i8));
+                subtract(&now, &before).map(|counts| (counts, before.zero_count(), h.sum() - sum))
+            }
+            _ => None,
+        };
+        let with_min_max = delta.is_none() && self.converter.temporality == Temporality::Cumulative;
+        let (counts, zero_count, sum) = match delta {
+            Some((counts, zero_before, sum)) => (counts, now.zero_count() - zero_before, sum),
+            None => (now.counts().to_vec(), now.zero_count(), h.sum()),
+        };
+        let count = counts.iter().sum::<u64>() + zero_count;
+        let point = ExponentialHistogramDataPoint {
+            attributes: attributes(labels),
+            start_time_unix_nano: self.start_time(),
+            time_unix_nano: self.time,
+            count,
+            sum: Some(sum),
+            scale: now.scale(),
+            zero_count,
+            zero_threshold: now.zero_threshold(),
+            positive: Some(exponential_histogram_data_point::Buckets {
+                offset: now.offset(),
+                bucket_counts: counts,
+            }),
+            min: if with_min_max { h.min() } else { None },
+            max: if with_min_max { h.max() } else { None },
+            ..Default::default()
+        };
+        (point, sent)
+    }
+}
+
+/// `now - before`, bucket by bucket, both at the same scale; `None` if any
+/// bucket of `before` exceeds `now`'s (a reset), so the caller sends `now`
+/// whole.
+fn subtract(now: &ExponentialBuckets, before: &ExponentialBuckets) -> Option<Vec<u64>> {
+    if before.zero_count() > now.zero_count() {
+        return None;
+    }
+    let mut counts = now.counts().to_vec();
+    for (index, count) in before.buckets() {
+        let at = usize::try_from(index - now.offset()).ok()?;
+        let slot = counts.get_mut(at)?;
+        *slot = slot.checked_sub(count)?;
+    }
+    Some(counts)
 }

@@ -29,7 +29,15 @@
 //!   `beluga-metrics`.
 //! * Counters as monotonic Sums (integer or double points), gauges as
 //!   Gauges, histograms as explicit-bucket Histograms with the same
-//!   boundaries as the Prometheus output, plus min and max. Metric names are
+//!   boundaries as the Prometheus output, plus min and max; or, with
+//!   [`HistogramAggregation::Base2Exponential`] (for all histograms or per
+//!   instrument), as ExponentialHistograms: base-2 buckets derived from the
+//!   engine's HDR counts, the scale chosen from the data so the populated
+//!   range fits `max_size` buckets (OpenTelemetry's 160 by default), a zero
+//!   bucket below the histogram's resolution, exact count, sum, min and max
+//!   (`beluga_metrics::ExponentialBuckets` documents the derivation and its
+//!   error: an observation within 0.4 % of a boundary may land in the
+//!   neighbouring bucket). Metric names are
 //!   the registry's family names (Prometheus-style, without `_total`), units
 //!   are UCUM (`s`, `By`, `{token}`). The cardinality-overflow series carries
 //!   the attribute `otel.metric.overflow=true`, as the OpenTelemetry SDK does.
@@ -52,6 +60,7 @@
 //! | interval | `interval` | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 //! | service name | `service_name`, `monitor` | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
 //! | resource | `resource_attribute` | `OTEL_RESOURCE_ATTRIBUTES` | |
+//! | histograms | `histogram_aggregation`, `histogram_aggregation_for` (one instrument) | `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` (`explicit_bucket_histogram`, `base2_exponential_bucket_histogram`; anything else fails `spawn`) | explicit buckets |
 //!
 //! Only `http://` URLs are supported; put TLS in a local collector.
 //!
@@ -86,7 +95,7 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-pub use config::{Compression, Temporality};
+pub use config::{Compression, HistogramAggregation, Temporality};
 
 /// Why an export (or the exporter's start) failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +190,8 @@ pub struct OtlpExporterBuilder {
     service_name: Option<String>,
     resource: Vec<(String, String)>,
     temporality: Option<Temporality>,
+    histograms: Option<HistogramAggregation>,
+    histograms_by_name: Vec<(String, HistogramAggregation)>,
     backoff: Option<(Duration, Duration)>,
     on_error: Option<ErrorCallback>,
 }
@@ -257,6 +268,39 @@ impl OtlpExporterBuilder {
     /// Adds a resource attribute; wins over `OTEL_RESOURCE_ATTRIBUTES`.
     pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.resource.push((key.into(), value.into()));
+        self
+    }
+
+    /// How histograms are sent unless [`histogram_aggregation_for`](Self::histogram_aggregation_for)
+    /// says otherwise; wins over
+    /// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`
+    /// (`explicit_bucket_histogram`, the default, or
+    /// `base2_exponential_bucket_histogram`; any other value makes
+    /// [`spawn`](Self::spawn) fail with [`ExportError::InvalidConfig`]).
+    pub fn histogram_aggregation(mut self, aggregation: HistogramAggregation) -> Self {
+        self.histograms = Some(aggregation);
+        self
+    }
+
+    /// How the histogram family `name` (as registered, e.g.
+    /// `gen_ai_client_operation_duration_seconds`) is sent, whatever the
+    /// default: one instrument can go exponential while the rest keep their
+    /// explicit buckets, or the other way round.
+    ///
+    /// ```
+    /// use beluga_exporter_otlp::{HistogramAggregation, OtlpExporter};
+    /// let builder = OtlpExporter::builder().histogram_aggregation_for(
+    ///     "gen_ai_client_operation_duration_seconds",
+    ///     HistogramAggregation::base2_exponential(),
+    /// );
+    /// # let _ = builder;
+    /// ```
+    pub fn histogram_aggregation_for(
+        mut self,
+        name: impl Into<String>,
+        aggregation: HistogramAggregation,
+    ) -> Self {
+        self.histograms_by_name.push((name.into(), aggregation));
         self
     }
 
@@ -359,6 +403,13 @@ impl OtlpExporterBuilder {
                 .map(|(k, v)| convert::string_attribute(k, v)),
         );
 
+        let histograms = match self.histograms {
+            Some(aggregation) => aggregation,
+            None => config::histogram_aggregation_from_env(env)
+                .map_err(ExportError::InvalidConfig)?
+                .unwrap_or(HistogramAggregation::ExplicitBucket),
+        };
+
         let registry = self.registry.unwrap_or_else(|| Registry::global().clone());
         let metrics = SelfMetrics::register(&registry).map_err(ExportError::Registry)?;
         let (initial, max) = self
@@ -369,6 +420,10 @@ impl OtlpExporterBuilder {
             converter: convert::Converter::new(
                 attributes,
                 self.temporality.unwrap_or(Temporality::Cumulative),
+                convert::Histograms {
+                    default: histograms,
+                    by_name: self.histograms_by_name.into_iter().collect(),
+                },
             ),
             transport: transport::Transport {
                 client: HttpClient::new(ClientConfig::default().request_timeout(timeout)),

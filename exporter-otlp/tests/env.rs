@@ -203,3 +203,51 @@ fn timeout_and_compression_from_the_environment() {
         "{took:?}"
     );
 }
+
+#[test]
+fn histogram_aggregation_from_the_environment() {
+    let receiver = Receiver::start("");
+    let registry = Registry::new();
+    registry
+        .histogram(
+            Opts::new("env_latency", "x"),
+            beluga_metrics::Buckets::default(),
+        )
+        .unwrap()
+        .record(0.25);
+    const KEY: &str = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION";
+    with_env(&[(KEY, "base2_exponential_bucket_histogram")], || {
+        flush_once(
+            OtlpExporter::builder()
+                .registry(&registry)
+                .endpoint(receiver.endpoint()),
+        );
+    });
+    let request = &receiver.requests()[0];
+    let latency = common::metric(request, "env_latency");
+    assert_eq!(
+        common::int(&latency["exponential_histogram"]["data_points"][0]["count"]),
+        1
+    );
+
+    let refused = with_env(&[(KEY, "sparse_histogram")], || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            OtlpExporter::builder()
+                .registry(&registry)
+                .endpoint(receiver.endpoint())
+                .spawn()
+                .err()
+        })
+    });
+    let message = refused
+        .expect("an unknown aggregation is refused")
+        .to_string();
+    assert!(
+        message.contains(KEY) && message.contains("sparse_histogram"),
+        "{message}"
+    );
+}

@@ -575,3 +575,155 @@ fn bad_settings_are_errors() {
         Err(ExportError::NoRuntime)
     ));
 }
+
+/// Latencies spread log-uniformly over 1 ms - 1 s, deterministic.
+fn latencies(n: usize) -> impl Iterator<Item = f64> {
+    (0..n).map(move |i| 0.001 * 1000f64.powf((i as f64 * 0.618_034).fract()))
+}
+
+fn exponential_counts(point: &serde_json::Value) -> (i64, Vec<u64>) {
+    let positive = &point["positive"];
+    let offset = positive["offset"].as_i64().unwrap_or(0);
+    let counts = positive["bucket_counts"]
+        .as_array()
+        .map(|c| c.iter().map(int).collect())
+        .unwrap_or_default();
+    (offset, counts)
+}
+
+#[test]
+fn histograms_go_as_exponential_histograms_when_asked_per_instrument() {
+    use beluga_exporter_otlp::HistogramAggregation;
+    let receiver = Receiver::start("");
+    let registry = Registry::new();
+    let latency = registry
+        .histogram(
+            Opts::new("llm_latency_seconds", "LLM latency.").unit(Unit::SECONDS),
+            Buckets::gen_ai_operation_duration(),
+        )
+        .unwrap();
+    let tokens = registry
+        .histogram(
+            Opts::new("tokens", "Tokens."),
+            Buckets::new([100.0, 1000.0]),
+        )
+        .unwrap();
+    const N: usize = 5_000;
+    latencies(N).for_each(|v| latency.record(v));
+    tokens.record(250.0);
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(3600))
+            .histogram_aggregation(HistogramAggregation::base2_exponential())
+            .histogram_aggregation_for("tokens", HistogramAggregation::ExplicitBucket)
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await.unwrap();
+    });
+    let request = &receiver.wait_for(1, Duration::from_secs(10))[0];
+    assert_eq!(
+        int(&metric(request, "tokens")["histogram"]["data_points"][0]["count"]),
+        1
+    );
+
+    let exp = &metric(request, "llm_latency_seconds")["exponential_histogram"];
+    assert_eq!(
+        exp["aggregation_temporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    let point = &exp["data_points"][0];
+    let (offset, counts) = exponential_counts(point);
+    let scale = point["scale"].as_i64().unwrap_or(0);
+    let zero = point.get("zero_count").map_or(0, int);
+    assert_eq!(int(&point["count"]), N as u64);
+    assert_eq!(counts.iter().sum::<u64>() + zero, N as u64, "bucket totals");
+    assert!(
+        counts.len() <= 160 && (0..=8).contains(&scale),
+        "{} buckets at scale {scale}",
+        counts.len()
+    );
+    let exact_sum: f64 = latencies(N).sum();
+    assert!((point["sum"].as_f64().unwrap() - exact_sum).abs() < 1e-9 * exact_sum);
+    let (min, max) = latencies(N).fold((f64::MAX, 0f64), |(a, b), v| (a.min(v), b.max(v)));
+    assert_eq!(
+        (point["min"].as_f64(), point["max"].as_f64()),
+        (Some(min), Some(max))
+    );
+    // Each value sits in bucket i: (base^i, base^(i+1)], but for values within
+    // 0.4 % of a boundary (the HDR sub-bucket's half width).
+    let base = 2f64.powf(2f64.powi(-(scale as i32)));
+    let mut expected = vec![0u64; counts.len()];
+    for v in latencies(N) {
+        let i = (v.log2() * 2f64.powi(scale as i32)).ceil() as i64 - 1 - offset;
+        expected[i as usize] += 1;
+    }
+    let misplaced: u64 = counts
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| a.abs_diff(*b))
+        .sum::<u64>()
+        / 2;
+    let near_boundary = latencies(N)
+        .filter(|v| {
+            let x = v.log2() * 2f64.powi(scale as i32);
+            let boundary = base.powf(x.round());
+            ((v - boundary) / v).abs() <= 1.0 / 256.0
+        })
+        .count() as u64;
+    assert!(
+        misplaced <= near_boundary,
+        "{misplaced} misplaced, {near_boundary} near a boundary"
+    );
+}
+
+#[test]
+fn delta_exponential_histograms_carry_only_the_new_observations() {
+    use beluga_exporter_otlp::HistogramAggregation;
+    let receiver = Receiver::start("");
+    let registry = Registry::new();
+    let latency = registry
+        .histogram(
+            Opts::new("step_seconds", "Steps.").unit(Unit::SECONDS),
+            Buckets::default(),
+        )
+        .unwrap();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(3600))
+            .temporality(Temporality::Delta)
+            .histogram_aggregation(HistogramAggregation::Base2Exponential {
+                max_size: 20,
+                max_scale: 20,
+            })
+            .spawn()
+            .unwrap();
+        latencies(1_000).for_each(|v| latency.record(v / 10.0));
+        exporter.force_flush().await.unwrap();
+        latencies(300).for_each(|v| latency.record(v * 2.0)); // a wider range: the scale drops
+        exporter.force_flush().await.unwrap();
+    });
+    let requests = receiver.wait_for(2, Duration::from_secs(10));
+    let point = |i: usize| {
+        metric(&requests[i], "step_seconds")["exponential_histogram"]["data_points"][0].clone()
+    };
+    let (first, second) = (point(0), point(1));
+    assert_eq!(int(&first["count"]), 1_000);
+    assert_eq!(int(&second["count"]), 300);
+    let (_, counts) = exponential_counts(&second);
+    assert_eq!(
+        counts.iter().sum::<u64>() + second.get("zero_count").map_or(0, int),
+        300
+    );
+    assert!(counts.len() <= 20);
+    assert!(second["scale"].as_i64().unwrap_or(0) <= first["scale"].as_i64().unwrap_or(0));
+    let sum: f64 = latencies(300).map(|v| v * 2.0).sum();
+    assert!((second["sum"].as_f64().unwrap() - sum).abs() < 1e-9 * sum);
+    assert!(
+        second.get("min").is_none(),
+        "min/max only with cumulative points"
+    );
+}

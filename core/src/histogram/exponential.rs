@@ -93,6 +93,13 @@ pub struct ExponentialBuckets {
     counts: Vec<u64>,
 }
 
+impl Default for ExponentialBuckets {
+    /// No observations, at scale 0.
+    fn default() -> Self {
+        ExponentialBuckets::empty()
+    }
+}
+
 impl ExponentialBuckets {
     pub(crate) fn empty() -> Self {
         ExponentialBuckets {
@@ -165,6 +172,32 @@ impl ExponentialBuckets {
         self.counts.truncate(len);
         self.offset = offset;
         self.scale -= 1;
+    }
+
+    /// A copy at a scale no finer than `want.max_scale` and with at most
+    /// `want.max_buckets` buckets, adjacent buckets merged in pairs as
+    /// needed (exactly: each bucket of scale `s - 1` is the union of two of
+    /// scale `s`). An exporter uses it to fit one reading to several
+    /// instruments' limits, or to bring an older reading to a newer one's
+    /// scale before subtracting.
+    ///
+    /// ```
+    /// use beluga_metrics::{Buckets, ExponentialScale, Opts, Registry};
+    /// let h = Registry::new().histogram(Opts::new("h", "H."), Buckets::default())?;
+    /// (1..=1000).for_each(|i| h.record(f64::from(i) / 1000.0));
+    /// let fine = h.exponential(ExponentialScale::fixed(6));
+    /// let coarse = fine.coarsened(ExponentialScale { max_scale: 8, max_buckets: 20 });
+    /// assert!(coarse.scale() < 6 && coarse.counts().len() <= 20);
+    /// assert_eq!(coarse.total(), fine.total());
+    /// # Ok::<(), beluga_metrics::RegistryError>(())
+    /// ```
+    pub fn coarsened(&self, want: ExponentialScale) -> ExponentialBuckets {
+        let mut out = self.clone();
+        while out.scale > want.clamped_scale() {
+            out.downscale();
+        }
+        out.fit(want);
+        out
     }
 
     /// The scale (OpenTelemetry) or schema (Prometheus).
