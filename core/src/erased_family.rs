@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::desc::Descriptor;
+use crate::exemplar_slots::ExemplarCell;
 use crate::family::FamilyInner;
 use crate::handles::Metric;
 use crate::histogram::HistogramValue;
@@ -15,11 +16,15 @@ use crate::name::OVERFLOW_LABEL;
 use crate::sample::{Labels, Value};
 use crate::sync::Ordering::Relaxed;
 
+/// What a family walk hands on for each series.
+pub(crate) type SeriesCallback<'f> = dyn FnMut(Labels<'_>, Value<'_>, &ExemplarCell) + 'f;
+
 /// What the registry and the encoders need from a family of any kind.
 pub(crate) trait ErasedFamily: Send + Sync {
     fn descriptor(&self) -> &Descriptor;
     fn bounds(&self) -> Option<&[f64]>;
-    fn visit_series(&self, scratch: &mut HistogramValue, f: &mut dyn FnMut(Labels<'_>, Value<'_>));
+    /// Calls `f` for every series with its labels, value and exemplar slots.
+    fn visit_series(&self, scratch: &mut HistogramValue, f: &mut SeriesCallback<'_>);
     fn refused_label_sets(&self) -> u64;
     fn idle_expiry(&self) -> Option<Duration>;
     fn invalid_values(&self) -> u64;
@@ -39,7 +44,7 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
         self.buckets.as_ref().map(|b| &**b.bounds())
     }
 
-    fn visit_series(&self, scratch: &mut HistogramValue, f: &mut dyn FnMut(Labels<'_>, Value<'_>)) {
+    fn visit_series(&self, scratch: &mut HistogramValue, f: &mut SeriesCallback<'_>) {
         let names = &self.descriptor.label_names;
         match &self.expiry {
             None => {
@@ -50,7 +55,7 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
                         &series.exposition,
                         M::TYPE,
                     );
-                    f(labels, M::read(&series.storage, scratch));
+                    f(labels, M::read(&series.storage, scratch), &series.exemplars);
                 }
             }
             Some(expiry) => self.visit_expiring(expiry, scratch, f),
@@ -60,6 +65,7 @@ impl<M: Metric> ErasedFamily for FamilyInner<M> {
             f(
                 Labels::with_exposition(names, &series.label_values, &series.exposition, M::TYPE),
                 M::read(&series.storage, scratch),
+                &series.exemplars,
             );
         }
     }
@@ -106,7 +112,7 @@ impl<M: Metric> FamilyInner<M> {
         &self,
         expiry: &IdleExpiry<M::Storage>,
         scratch: &mut HistogramValue,
-        f: &mut dyn FnMut(Labels<'_>, Value<'_>),
+        f: &mut SeriesCallback<'_>,
     ) {
         let names = &self.descriptor.label_names;
         let back = expiry.recorded_since_expiry(|s| fingerprint(&M::read(&s.storage, scratch)));
@@ -137,6 +143,7 @@ impl<M: Metric> FamilyInner<M> {
                         M::TYPE,
                     ),
                     value,
+                    &series.exemplars,
                 ),
                 Verdict::Expire(seen) => {
                     if let Ok(hash) = hash_values(self.seed, &series.label_values) {

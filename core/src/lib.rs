@@ -56,11 +56,13 @@
 mod desc;
 mod error;
 mod escape;
+mod exemplar;
 mod first_use;
 mod name;
 mod process_fence;
 mod sync;
 // 1. storage: cells written by one thread, read by all
+mod exemplar_slots;
 mod histogram;
 mod shards;
 mod thread_slot;
@@ -85,6 +87,7 @@ mod visit;
 pub use desc::{Descriptor, MetricType, Opts, Unit};
 pub use encoding::{Encoder, Exposition, Format, DEFAULT_NATIVE_SCHEMA};
 pub use error::{LabelError, RegistryError, ValueError};
+pub use exemplar::{Exemplar, ExemplarError, ExemplarValue, MAX_EXEMPLAR_LABEL_CHARS};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT};
 pub use first_use::first_uses_on_this_thread;
 pub use handles::{Counter, FloatCounter, Gauge, Histogram, HistogramTimer, Metric};

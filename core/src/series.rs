@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::desc::{Descriptor, MetricType};
 use crate::escape::escape_label_value;
+use crate::exemplar_slots::ExemplarCell;
 
 /// One series: its label values and its storage.
 pub struct Series<S> {
@@ -19,6 +20,9 @@ pub struct Series<S> {
     /// Set when the family removes the series, so that lookup caches
     /// sweeping themselves know to let it go (see `lookup_cache::gate`).
     pub(crate) removed: AtomicBool,
+    /// The latest exemplar per bucket (per series for counters), allocated
+    /// on the first exemplar: a null pointer until then.
+    pub(crate) exemplars: ExemplarCell,
 }
 
 impl<S> std::fmt::Debug for Series<S> {
@@ -42,6 +46,7 @@ impl<S> Series<S> {
             exposition: render_exposition(desc, pairs),
             storage,
             removed: AtomicBool::new(false),
+            exemplars: ExemplarCell::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Prometheus encoder and other exporters (OTLP) share.
 
 use crate::desc::Descriptor;
+use crate::exemplar::ExemplarValue;
 use crate::histogram::{ExponentialScale, HistogramValue};
 use crate::registry::Registry;
 use crate::sample::{Labels, Value};
@@ -38,6 +39,26 @@ pub trait Visitor {
     fn exponential_buckets(&self) -> Option<ExponentialScale> {
         None
     }
+    /// Whether the walk should read exemplars and call
+    /// [`series_with_exemplars`](Self::series_with_exemplars) with them.
+    /// Asked once per walk; default `false` (no exemplar slot is touched).
+    fn wants_exemplars(&self) -> bool {
+        false
+    }
+    /// Like [`series`](Self::series), with the series' latest exemplars:
+    /// one entry per classic bucket for a histogram (the last is `+Inf`), one
+    /// for a counter; empty when the series never had one or exemplars were
+    /// not asked for. The default ignores them and calls `series`.
+    fn series_with_exemplars(
+        &mut self,
+        family: &Descriptor,
+        labels: Labels<'_>,
+        value: Value<'_>,
+        exemplars: &[Option<ExemplarValue>],
+    ) {
+        let _ = exemplars;
+        self.series(family, labels, value);
+    }
     /// Called once per series of the family last announced.
     fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>);
 }
@@ -61,11 +82,16 @@ impl Registry {
         let families = self.families();
         let mut overflow = Vec::new();
         let mut invalid = Vec::new();
+        let wants_exemplars = visitor.wants_exemplars();
+        let mut exemplars = Vec::new();
         for family in &families {
             let desc = family.descriptor();
             visitor.family(desc);
-            family.visit_series(scratch, &mut |labels, value| {
-                visitor.series(desc, labels, value)
+            family.visit_series(scratch, &mut |labels, value, slots| {
+                if wants_exemplars {
+                    slots.read_into(&mut exemplars);
+                }
+                visitor.series_with_exemplars(desc, labels, value, &exemplars)
             });
             if !desc.label_names.is_empty() {
                 overflow.push((desc.name.clone(), family.refused_label_sets()));

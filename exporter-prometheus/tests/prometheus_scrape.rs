@@ -235,3 +235,117 @@ fn native_histogram_quantiles_agree_with_the_hdr_quantiles() {
     );
     exporter.shutdown();
 }
+
+/// `/api/v1/query_exemplars` for `query` over the last hour: the exemplars
+/// of every series, as `(series labels, exemplar)` pairs.
+fn exemplars(prometheus: &Prometheus, query: &str) -> Vec<(serde_json::Value, serde_json::Value)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let response = common::get(
+        prometheus.addr,
+        &format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            common::percent_encode(query),
+            now - 3600,
+            now + 60
+        ),
+        &[],
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    json["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|series| {
+            let labels = series["seriesLabels"].clone();
+            series["exemplars"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |e| (labels.clone(), e))
+        })
+        .collect()
+}
+
+#[test]
+fn exemplars_reach_prometheus_in_openmetrics_and_protobuf() {
+    use beluga_metrics::Exemplar;
+    let registry = Registry::new();
+    let latency = registry
+        .histogram(
+            Opts::new("llm_call_seconds", "LLM calls.").unit(Unit::SECONDS),
+            Buckets::new([0.5, 1.0, 5.0]),
+        )
+        .unwrap();
+    let errors = registry
+        .counter(Opts::new("llm_errors_total", "LLM errors."))
+        .unwrap();
+    let tenant = [("tenant", "acme \"prod\"")];
+    latency
+        .record_with_exemplar(0.82, &Exemplar::new([0x4b; 16], [0x1f; 8]).labels(&tenant))
+        .unwrap();
+    latency.record(0.3); // no exemplar: its bucket has none
+    errors
+        .add_with_exemplar(1, &Exemplar::new([0x9a; 16], [0x02; 8]))
+        .unwrap();
+    let exporter = PrometheusExporter::builder()
+        .registry(&registry)
+        .listen("127.0.0.1:0")
+        .serve_in_thread()
+        .unwrap();
+    let target = exporter.local_addr();
+    let config = format!("  - job_name: agent\n    static_configs: [{{targets: ['{target}']}}]\n");
+    let openmetrics = Prometheus::start_with(&config, &["--enable-feature=exemplar-storage"]);
+    let protobuf = Prometheus::start_with(
+        &config,
+        &["--enable-feature=exemplar-storage,native-histograms"],
+    );
+    for (prometheus, format) in [(&openmetrics, "openmetrics"), (&protobuf, "protobuf")] {
+        let bucket_query = if format == "protobuf" {
+            "llm_call_seconds" // 2.42 keeps only the native form; bucket exemplars hang on it
+        } else {
+            "llm_call_seconds_bucket"
+        };
+        let found = common::poll(
+            &format!("{format}: exemplars in Prometheus"),
+            Duration::from_secs(60),
+            || {
+                let latency = exemplars(prometheus, bucket_query);
+                let errors = exemplars(prometheus, "llm_errors_total");
+                (!latency.is_empty() && !errors.is_empty()).then_some((latency, errors))
+            },
+        );
+        let (latency_exemplars, error_exemplars) = found;
+        assert_eq!(
+            latency_exemplars.len(),
+            1,
+            "{format}: {latency_exemplars:?}"
+        );
+        let (series, e) = &latency_exemplars[0];
+        if format == "openmetrics" {
+            assert_eq!(series["le"], "1.0", "the exemplar hangs on 0.82's bucket");
+        }
+        assert_eq!(e["labels"]["trace_id"], "4b".repeat(16), "{format}");
+        assert_eq!(e["labels"]["span_id"], "1f".repeat(8), "{format}");
+        // Protobuf carries the value raw: lossless. In OpenMetrics it is
+        // escaped as the spec says (`acme \"prod\"`), and Prometheus 2.42's
+        // OpenMetrics parser stores exemplar label values without undoing
+        // the escapes (it does undo them for series labels).
+        let tenant = if format == "protobuf" {
+            r#"acme "prod""#
+        } else {
+            r#"acme \"prod\""#
+        };
+        assert_eq!(e["labels"]["tenant"], tenant, "{format}");
+        assert_eq!(e["value"], "0.82", "{format}");
+        let (_, e) = &error_exemplars[0];
+        assert_eq!(e["labels"]["trace_id"], "9a".repeat(16), "{format}");
+        assert_eq!(e["value"], "1", "{format}");
+    }
+    exporter.shutdown();
+}

@@ -12,6 +12,7 @@
 //! both forms).
 
 use crate::desc::{Descriptor, MetricType};
+use crate::exemplar::{write_hex, ExemplarValue};
 use crate::histogram::{ExponentialBuckets, ExponentialScale, HistogramValue};
 use crate::sample::{Labels, Value};
 use crate::visit::Visitor;
@@ -39,6 +40,13 @@ mod field {
     pub(super) const H_POSITIVE_DELTA: u32 = 13;
     pub(super) const BUCKET_CUMULATIVE_COUNT: u32 = 1;
     pub(super) const BUCKET_UPPER_BOUND: u32 = 2;
+    pub(super) const BUCKET_EXEMPLAR: u32 = 3;
+    pub(super) const COUNTER_EXEMPLAR: u32 = 2;
+    pub(super) const EXEMPLAR_LABEL: u32 = 1;
+    pub(super) const EXEMPLAR_VALUE: u32 = 2;
+    pub(super) const EXEMPLAR_TIMESTAMP: u32 = 3;
+    pub(super) const TIMESTAMP_SECONDS: u32 = 1;
+    pub(super) const TIMESTAMP_NANOS: u32 = 2;
     pub(super) const SPAN_OFFSET: u32 = 1;
     pub(super) const SPAN_LENGTH: u32 = 2;
 }
@@ -166,7 +174,7 @@ impl<'a> ProtobufWriter<'a> {
         self.family_has_series = false;
     }
 
-    fn histogram(&mut self, h: &HistogramValue) {
+    fn histogram(&mut self, h: &HistogramValue, exemplars: &[Option<ExemplarValue>]) {
         let root = &mut *self.family;
         let nesting = &mut *self.nesting;
         nesting.begin(field::METRIC_HISTOGRAM);
@@ -177,14 +185,20 @@ impl<'a> ProtobufWriter<'a> {
         let out = nesting.current(root);
         uint(out, field::H_SAMPLE_COUNT, count);
         double(out, field::H_SAMPLE_SUM, h.sum());
-        for (bound, cumulative) in h.cumulative() {
-            if bound.is_infinite() {
-                break; // the +Inf bucket is implied by sample_count
+        for (i, (bound, cumulative)) in h.cumulative().enumerate() {
+            let exemplar = exemplars.get(i).copied().flatten();
+            // The +Inf bucket is implied by sample_count; it is written only
+            // to carry an exemplar.
+            if bound.is_infinite() && exemplar.is_none() {
+                break;
             }
             nesting.begin(field::H_BUCKET);
             let b = nesting.current(root);
             uint(b, field::BUCKET_CUMULATIVE_COUNT, cumulative);
             double(b, field::BUCKET_UPPER_BOUND, bound);
+            if let Some(e) = &exemplar {
+                exemplar_message(nesting, root, field::BUCKET_EXEMPLAR, e);
+            }
             nesting.end(root);
         }
         if let Some(e) = native {
@@ -196,6 +210,39 @@ impl<'a> ProtobufWriter<'a> {
         }
         nesting.end(root);
     }
+}
+
+/// An `Exemplar` message: `trace_id`, `span_id` and extra labels, the
+/// value, and a `google.protobuf.Timestamp`.
+fn exemplar_message(nesting: &mut Nesting, root: &mut Vec<u8>, at: u32, e: &ExemplarValue) {
+    nesting.begin(at);
+    for (name, id) in [
+        ("trace_id", &e.trace_id()[..]),
+        ("span_id", &e.span_id()[..]),
+    ] {
+        nesting.begin(field::EXEMPLAR_LABEL);
+        let l = nesting.current(root);
+        bytes(l, field::LABEL_NAME, name.as_bytes());
+        key(l, field::LABEL_VALUE, LENGTH_DELIMITED);
+        varint(l, 2 * id.len() as u64);
+        write_hex(l, id);
+        nesting.end(root);
+    }
+    for (name, value) in e.labels() {
+        nesting.begin(field::EXEMPLAR_LABEL);
+        let l = nesting.current(root);
+        bytes(l, field::LABEL_NAME, name.as_bytes());
+        bytes(l, field::LABEL_VALUE, value.as_bytes());
+        nesting.end(root);
+    }
+    double(nesting.current(root), field::EXEMPLAR_VALUE, e.value());
+    nesting.begin(field::EXEMPLAR_TIMESTAMP);
+    let t = nesting.current(root);
+    let nanos = e.timestamp_nanos();
+    uint(t, field::TIMESTAMP_SECONDS, nanos / 1_000_000_000);
+    uint(t, field::TIMESTAMP_NANOS, nanos % 1_000_000_000);
+    nesting.end(root);
+    nesting.end(root);
 }
 
 /// The next span of `counts` at or after `from`: `[start, end)` from a
@@ -278,7 +325,21 @@ impl Visitor for ProtobufWriter<'_> {
         uint(self.family, field::FAMILY_TYPE, kind);
     }
 
-    fn series(&mut self, _family: &Descriptor, labels: Labels<'_>, value: Value<'_>) {
+    fn wants_exemplars(&self) -> bool {
+        true
+    }
+
+    fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>) {
+        self.series_with_exemplars(family, labels, value, &[]);
+    }
+
+    fn series_with_exemplars(
+        &mut self,
+        _family: &Descriptor,
+        labels: Labels<'_>,
+        value: Value<'_>,
+        exemplars: &[Option<ExemplarValue>],
+    ) {
         self.family_has_series = true;
         let root = &mut *self.family;
         self.nesting.begin(field::FAMILY_METRIC);
@@ -289,11 +350,12 @@ impl Visitor for ProtobufWriter<'_> {
             bytes(l, field::LABEL_VALUE, label_value.as_bytes());
             self.nesting.end(root);
         }
+        let exemplar = exemplars.first().copied().flatten();
         match value {
-            Value::Counter(v) => self.scalar(field::METRIC_COUNTER, v as f64),
-            Value::FloatCounter(v) => self.scalar(field::METRIC_COUNTER, v),
-            Value::Gauge(v) => self.scalar(field::METRIC_GAUGE, v),
-            Value::Histogram(h) => self.histogram(h),
+            Value::Counter(v) => self.scalar(field::METRIC_COUNTER, v as f64, exemplar),
+            Value::FloatCounter(v) => self.scalar(field::METRIC_COUNTER, v, exemplar),
+            Value::Gauge(v) => self.scalar(field::METRIC_GAUGE, v, None),
+            Value::Histogram(h) => self.histogram(h, exemplars),
         }
         let root = &mut *self.family;
         self.nesting.end(root);
@@ -301,10 +363,13 @@ impl Visitor for ProtobufWriter<'_> {
 }
 
 impl ProtobufWriter<'_> {
-    fn scalar(&mut self, metric_field: u32, v: f64) {
+    fn scalar(&mut self, metric_field: u32, v: f64, exemplar: Option<ExemplarValue>) {
         let root = &mut *self.family;
         self.nesting.begin(metric_field);
         double(self.nesting.current(root), field::VALUE, v);
+        if let Some(e) = &exemplar {
+            exemplar_message(self.nesting, root, field::COUNTER_EXEMPLAR, e);
+        }
         self.nesting.end(root);
     }
 }

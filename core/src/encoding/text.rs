@@ -5,6 +5,7 @@
 use super::Format;
 use crate::desc::{Descriptor, MetricType};
 use crate::escape::escape_into;
+use crate::exemplar::{write_hex, ExemplarValue};
 use crate::sample::{Labels, Value};
 use crate::visit::Visitor;
 
@@ -158,6 +159,43 @@ impl Visitor for TextWriter<'_> {
         }
     }
 
+    fn wants_exemplars(&self) -> bool {
+        self.format == Format::OpenMetrics
+    }
+
+    fn series_with_exemplars(
+        &mut self,
+        family: &Descriptor,
+        labels: Labels<'_>,
+        value: Value<'_>,
+        exemplars: &[Option<ExemplarValue>],
+    ) {
+        if exemplars.iter().all(Option::is_none) {
+            return self.series(family, labels, value);
+        }
+        let name = family.name();
+        match value {
+            Value::Counter(_) | Value::FloatCounter(_) => {
+                self.series(family, labels, value);
+                if let Some(Some(e)) = exemplars.first() {
+                    append_exemplar(self.out, e);
+                }
+            }
+            Value::Gauge(_) => self.series(family, labels, value),
+            Value::Histogram(h) => {
+                let les = self.bounds.get(&h.bounds);
+                for (i, (le, (_, cumulative))) in les.iter().zip(h.cumulative()).enumerate() {
+                    Self::sample_u64(self.out, name, "_bucket", labels, Some(le), cumulative);
+                    if let Some(Some(e)) = exemplars.get(i) {
+                        append_exemplar(self.out, e);
+                    }
+                }
+                Self::sample_f64(self.out, name, "_sum", labels, h.sum());
+                Self::sample_u64(self.out, name, "_count", labels, None, h.count());
+            }
+        }
+    }
+
     fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>) {
         let name = family.name();
         if let Some(prefix) = labels.sample_prefix() {
@@ -184,6 +222,38 @@ impl Visitor for TextWriter<'_> {
             }
         }
     }
+}
+
+/// Turns the sample line just written (ending in `\n`) into one carrying an
+/// OpenMetrics exemplar: ` # {trace_id="…",span_id="…",extra="…"} value
+/// timestamp`, the timestamp in seconds with millisecond precision.
+fn append_exemplar(out: &mut Vec<u8>, e: &ExemplarValue) {
+    out.pop();
+    out.extend_from_slice(b" # {trace_id=\"");
+    write_hex(out, &e.trace_id());
+    out.extend_from_slice(b"\",span_id=\"");
+    write_hex(out, &e.span_id());
+    out.push(b'"');
+    for (name, value) in e.labels() {
+        out.push(b',');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_into(out, value, true);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"} ");
+    write_f64(out, e.value());
+    out.push(b' ');
+    let nanos = e.timestamp_nanos();
+    write_u64(out, nanos / 1_000_000_000);
+    out.push(b'.');
+    let millis = (nanos / 1_000_000) % 1_000;
+    out.extend_from_slice(&[
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+    ]);
+    out.push(b'\n');
 }
 
 /// Appends a float in a form both Prometheus and OpenMetrics parse:

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::sealed::Sealed;
 use crate::desc::MetricType;
 use crate::error::ValueError;
+use crate::exemplar::{Exemplar, ExemplarError};
 use crate::histogram::{BucketMap, HistogramValue};
 use crate::sample::Value;
 use crate::series::Series;
@@ -52,6 +53,25 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         self.series.storage.add_u64(n);
+    }
+
+    /// Adds `n` and keeps `exemplar` (with value `n`) as the counter's
+    /// latest, exposed after the total in OpenMetrics and protobuf and as
+    /// the OTLP point's exemplar. `n` is added even when the exemplar is
+    /// refused ([`ExemplarError`]).
+    ///
+    /// ```
+    /// use beluga_metrics::{Exemplar, Format, Opts, Registry};
+    /// let registry = Registry::new();
+    /// let errors = registry.counter(Opts::new("llm_errors_total", "LLM errors."))?;
+    /// errors.add_with_exemplar(1, &Exemplar::new([0xab; 16], [0xcd; 8]))?;
+    /// let text = registry.encode(Format::OpenMetrics);
+    /// assert!(text.contains("llm_errors_total 1 # {trace_id=\"abababababababababababababababab\",span_id=\"cdcdcdcdcdcdcdcd\"} 1.0 "));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_with_exemplar(&self, n: u64, exemplar: &Exemplar<'_>) -> Result<(), ExemplarError> {
+        self.add(n);
+        self.series.exemplars.record(0, 1, exemplar, n as f64)
     }
 
     /// The current total across all threads.

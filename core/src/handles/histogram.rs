@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::sealed::Sealed;
 use crate::desc::MetricType;
 use crate::error::ValueError;
+use crate::exemplar::{Exemplar, ExemplarError};
 use crate::histogram::{
     BucketMap, ExponentialBuckets, ExponentialScale, HistogramStorage, HistogramValue, Quantiles,
 };
@@ -68,6 +69,31 @@ impl Histogram {
         }
         self.record(value);
         Ok(())
+    }
+
+    /// Records one observation and keeps `exemplar` as the latest of the
+    /// bucket it lands in (OpenMetrics and the protobuf format expose it on
+    /// that bucket's line, OTLP on the data point). The observation is
+    /// recorded even when the exemplar is refused ([`ExemplarError`]);
+    /// exemplars of NaN or infinite values are dropped with the value.
+    /// Keeping one costs a clock read and about fifteen stores into the
+    /// bucket's slot, taken without a lock (if another thread is writing
+    /// the same slot at that instant, one of the two is kept); the slots,
+    /// about 120 bytes per bucket, are allocated on a series' first
+    /// exemplar. [`record`](Self::record) is unchanged by all this.
+    pub fn record_with_exemplar(
+        &self,
+        value: f64,
+        exemplar: &Exemplar<'_>,
+    ) -> Result<(), ExemplarError> {
+        self.record(value);
+        if !value.is_finite() {
+            return Ok(());
+        }
+        let (bucket, buckets) = self.series.storage.bucket_of(value);
+        self.series
+            .exemplars
+            .record(bucket, buckets, exemplar, value)
     }
 
     /// Records a duration in seconds (use it on histograms in seconds).

@@ -298,6 +298,13 @@ impl HistogramStorage {
         }
     }
 
+    /// The classic bucket a finite `value` counts in (`bounds.len()` is
+    /// `+Inf`), and how many buckets there are.
+    pub(crate) fn bucket_of(&self, value: f64) -> (usize, usize) {
+        let bucket = self.buckets.bucket(value, self.buckets.hdr_index(value));
+        (bucket, self.buckets.bounds().len() + 1)
+    }
+
     pub(crate) fn bucket_map(&self) -> &BucketMap {
         &self.buckets
     }

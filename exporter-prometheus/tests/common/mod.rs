@@ -183,7 +183,7 @@ pub fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> HttpResp
     request(addr, "GET", target, headers, b"").expect("GET failed")
 }
 
-fn percent_encode(text: &str) -> String {
+pub fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
