@@ -9,12 +9,14 @@
 //! labels), every word an atomic written and read `Relaxed`:
 //!
 //! * **Writers never wait.** A writer claims the slot by moving its stamp
-//!   from even to odd with a compare-exchange. If the stamp is odd (another
-//!   writer is mid-write) or the exchange fails (another writer got there
-//!   first), the writer gives up: its exemplar is dropped and the other one
-//!   kept; "latest" is within one concurrent write. After claiming, a
-//!   `Release` fence, then the words, then the stamp moves to the next even
-//!   value with a `Release` store.
+//!   from even to odd with an `Acquire` compare-exchange (so it comes after
+//!   the previous writer's words, which that writer published with its
+//!   `Release` stamp store; the loom model found torn slots with a relaxed
+//!   exchange). If the stamp is odd (another writer is mid-write) or the
+//!   exchange fails (another writer got there first), the writer gives up:
+//!   its exemplar is dropped and the other one kept; "latest" is within one
+//!   concurrent write. After claiming, a `Release` fence, then the words,
+//!   then the stamp moves to the next even value with a `Release` store.
 //! * **Readers never stop writers.** A reader loads the stamp (`Acquire`),
 //!   copies the words, issues an `Acquire` fence and loads the stamp again.
 //!   Equal and even: the copy is one writer's complete exemplar. If any word
@@ -26,7 +28,11 @@
 //! * **Slots are freed** only when the series is dropped (`&mut self`).
 //!
 //! The loom model at the bottom checks that a reader racing two writers
-//! only ever accepts one writer's complete exemplar.
+//! only ever accepts one writer's complete exemplar, and that two writers
+//! one after the other never interleave (it failed with a `Relaxed`
+//! claiming exchange). It does not fail when either fence is removed: loom
+//! does not explore the stale stamp read that the fences rule out (tried
+//! with no preemption bound), so for them the argument above is the check.
 
 use crate::exemplar::{Exemplar, ExemplarError, ExemplarValue, EXTRA_LABEL_BYTES};
 use crate::sync::{fence, model_switch_point, AtomicPtr, AtomicU64, Ordering::*};
@@ -59,10 +65,13 @@ impl<const N: usize> Slot<N> {
     /// whether it was stored.
     fn write(&self, words: &[u64; N]) -> bool {
         let stamp = self.stamp.load(Relaxed);
+        // Acquire: the previous writer's words (published by its Release
+        // store of `stamp`) come before ours in every word's modification
+        // order, so two writes one after the other never interleave.
         if stamp & 1 == 1
             || self
                 .stamp
-                .compare_exchange(stamp, stamp | 1, Relaxed, Relaxed)
+                .compare_exchange(stamp, stamp | 1, Acquire, Relaxed)
                 .is_err()
         {
             return false;
@@ -349,7 +358,7 @@ mod loom_models {
             }
             let last = slot.try_read().expect("no writer left");
             assert!(last[0] == 1 || last[0] == 2);
-            assert!(last.iter().all(|w| *w == last[0]));
+            assert!(last.iter().all(|w| *w == last[0]), "final {last:?}");
         });
     }
 }
