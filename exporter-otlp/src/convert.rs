@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 
 use beluga_metrics::{
-    Descriptor, ExponentialBuckets, ExponentialScale, HistogramValue, Labels, MetricType, Registry,
-    Value, Visitor, OVERFLOW_LABEL,
+    Descriptor, ExemplarValue, ExponentialBuckets, ExponentialScale, HistogramValue, Labels,
+    MetricType, Registry, Value, Visitor, OVERFLOW_LABEL,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point, metric, number_data_point, AggregationTemporality,
-    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
-    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exemplar, exponential_histogram_data_point, metric, number_data_point, AggregationTemporality,
+    Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -204,6 +204,18 @@ impl RequestBuilder<'_> {
     }
 }
 
+/// An OTLP exemplar: trace and span ids as bytes, extra labels as filtered
+/// attributes.
+fn otlp_exemplar(e: &ExemplarValue) -> Exemplar {
+    Exemplar {
+        filtered_attributes: e.labels().map(|(k, v)| string_attribute(k, v)).collect(),
+        time_unix_nano: e.timestamp_nanos(),
+        span_id: e.span_id().to_vec(),
+        trace_id: e.trace_id().to_vec(),
+        value: Some(exemplar::Value::AsDouble(e.value())),
+    }
+}
+
 fn attributes(labels: Labels<'_>) -> Vec<KeyValue> {
     labels
         .iter()
@@ -226,6 +238,56 @@ fn attributes(labels: Labels<'_>) -> Vec<KeyValue> {
 impl Visitor for RequestBuilder<'_> {
     fn exponential_buckets(&self) -> Option<ExponentialScale> {
         self.converter.histograms.finest()
+    }
+
+    fn wants_exemplars(&self) -> bool {
+        true
+    }
+
+    /// The point as [`series`](Self::series) makes it, with the latest of
+    /// the series' exemplars (of any bucket); for delta points, only one
+    /// observed in the point's window.
+    fn series_with_exemplars(
+        &mut self,
+        family: &Descriptor,
+        labels: Labels<'_>,
+        value: Value<'_>,
+        exemplars: &[Option<ExemplarValue>],
+    ) {
+        self.series(family, labels, value);
+        // A delta point holds only its window's observations, so only its
+        // window's exemplars; a cumulative point holds everything.
+        let start = match self.converter.temporality {
+            Temporality::Delta => self.start_time(),
+            Temporality::Cumulative => 0,
+        };
+        let Some(latest) = exemplars
+            .iter()
+            .flatten()
+            .filter(|e| e.timestamp_nanos() >= start)
+            .max_by_key(|e| e.timestamp_nanos())
+        else {
+            return;
+        };
+        let exemplar = otlp_exemplar(latest);
+        match self.metrics.last_mut().and_then(|m| m.data.as_mut()) {
+            Some(metric::Data::Sum(sum)) => {
+                if let Some(p) = sum.data_points.last_mut() {
+                    p.exemplars.push(exemplar);
+                }
+            }
+            Some(metric::Data::Histogram(h)) => {
+                if let Some(p) = h.data_points.last_mut() {
+                    p.exemplars.push(exemplar);
+                }
+            }
+            Some(metric::Data::ExponentialHistogram(h)) => {
+                if let Some(p) = h.data_points.last_mut() {
+                    p.exemplars.push(exemplar);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn family(&mut self, family: &Descriptor) {

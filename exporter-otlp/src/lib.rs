@@ -37,7 +37,10 @@
 //!   bucket below the histogram's resolution, exact count, sum, min and max
 //!   (`beluga_metrics::ExponentialBuckets` documents the derivation and its
 //!   error: an observation within 0.4 % of a boundary may land in the
-//!   neighbouring bucket). Metric names are
+//!   neighbouring bucket). Each point carries the series' latest exemplar
+//!   (`Histogram::record_with_exemplar`, `Counter::add_with_exemplar`) as an
+//!   OTLP exemplar (trace and span ids, extra labels as filtered
+//!   attributes); a delta point only one from its own window. Metric names are
 //!   the registry's family names (Prometheus-style, without `_total`), units
 //!   are UCUM (`s`, `By`, `{token}`). The cardinality-overflow series carries
 //!   the attribute `otel.metric.overflow=true`, as the OpenTelemetry SDK does.

@@ -727,3 +727,72 @@ fn delta_exponential_histograms_carry_only_the_new_observations() {
         "min/max only with cumulative points"
     );
 }
+
+#[test]
+fn exemplars_ride_on_their_data_points() {
+    use beluga_metrics::Exemplar;
+    let receiver = Receiver::start("");
+    let registry = Registry::new();
+    let latency = registry
+        .histogram(
+            Opts::new("llm_call_seconds", "LLM calls."),
+            Buckets::new([0.5, 1.0]),
+        )
+        .unwrap();
+    let errors = registry
+        .counter(Opts::new("llm_errors_total", "Errors."))
+        .unwrap();
+    let labels = [("tenant", "acme")];
+    latency
+        .record_with_exemplar(0.2, &Exemplar::new([1; 16], [2; 8]))
+        .unwrap();
+    latency
+        .record_with_exemplar(0.8, &Exemplar::new([0xab; 16], [0xcd; 8]).labels(&labels))
+        .unwrap();
+    latency.record(0.9); // no exemplar
+    errors
+        .add_with_exemplar(3, &Exemplar::new([7; 16], [8; 8]))
+        .unwrap();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(3600))
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await.unwrap();
+    });
+    let request = &receiver.wait_for(1, Duration::from_secs(10))[0];
+    // proto3 JSON carries bytes as base64.
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let point = &metric(request, "llm_call_seconds")["histogram"]["data_points"][0];
+    let exemplars = point["exemplars"]
+        .as_array()
+        .expect("exemplars on the point");
+    assert_eq!(exemplars.len(), 1, "the latest one: {exemplars:?}");
+    let e = &exemplars[0];
+    assert_eq!(e["trace_id"], b64(&[0xab; 16]));
+    assert_eq!(e["span_id"], b64(&[0xcd; 8]));
+    assert_eq!(e["as_double"], 0.8);
+    assert_eq!(
+        attribute_of(&e["filtered_attributes"], "tenant").as_deref(),
+        Some("acme")
+    );
+    let at = int(&e["time_unix_nano"]);
+    assert!(at > 0 && at <= int(&point["time_unix_nano"]));
+    let counter_point = &metric(request, "llm_errors")["sum"]["data_points"][0];
+    let e = &counter_point["exemplars"][0];
+    assert_eq!(e["trace_id"], b64(&[7; 16]));
+    assert_eq!(e["as_double"], 3.0);
+}
+
+fn attribute_of(attributes: &serde_json::Value, key: &str) -> Option<String> {
+    attributes
+        .as_array()?
+        .iter()
+        .find(|kv| kv["key"] == key)
+        .and_then(|kv| kv["value"]["string_value"].as_str().map(String::from))
+}
