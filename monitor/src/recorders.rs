@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::custom::CustomMetrics;
 use crate::error::MonitorError;
 use beluga_metrics::{
-    Buckets, Counter, Family, FloatCounter, Gauge, Histogram, Opts, Registry, Unit,
+    Buckets, Counter, Exemplar, Family, FloatCounter, Gauge, Histogram, Opts, Registry, Unit,
 };
 
 /// The outcome of a safety check.
@@ -61,6 +61,7 @@ pub struct LlmCall<'a> {
     error: Option<&'static str>,
     time_to_first_chunk: Option<Duration>,
     cost_usd: Option<f64>,
+    trace: Option<([u8; 16], [u8; 8])>,
 }
 
 impl<'a> LlmCall<'a> {
@@ -78,6 +79,7 @@ impl<'a> LlmCall<'a> {
             error: None,
             time_to_first_chunk: None,
             cost_usd: None,
+            trace: None,
         }
     }
 
@@ -113,6 +115,27 @@ impl<'a> LlmCall<'a> {
     /// What the call cost, in US dollars.
     pub fn cost_usd(mut self, usd: f64) -> Self {
         self.cost_usd = Some(usd);
+        self
+    }
+
+    /// The trace the call ran in (W3C trace and span ids): kept as the
+    /// exemplar of the call's duration bucket, so an operator can jump from
+    /// a slow bucket in Grafana to the trace.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use beluga_monitor::{LlmCall, Monitor};
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let (trace_id, span_id) = ([0x4b; 16], [0x1f; 8]); // from your tracing context
+    /// monitor.metrics().record_llm_call(
+    ///     &LlmCall::chat("openai", "gpt-4o", "pro").duration(Duration::from_secs(3)).trace(trace_id, span_id),
+    /// )?;
+    /// let text = monitor.registry().encode(beluga_metrics::Format::OpenMetrics);
+    /// assert!(text.contains("# {trace_id=\"4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b\",span_id=\"1f1f1f1f1f1f1f1f\"} 3.0 "));
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
+    /// ```
+    pub fn trace(mut self, trace_id: [u8; 16], span_id: [u8; 8]) -> Self {
+        self.trace = Some((trace_id, span_id));
         self
     }
 }
@@ -479,7 +502,16 @@ impl AgentMetrics {
                 error,
                 call.tenant,
             ],
-            |h| h.record_duration(call.duration),
+            |h| match call.trace {
+                // No extra labels: the exemplar cannot be refused.
+                Some((trace_id, span_id)) => {
+                    let _ = h.record_with_exemplar(
+                        call.duration.as_secs_f64(),
+                        &Exemplar::new(trace_id, span_id),
+                    );
+                }
+                None => h.record_duration(call.duration),
+            },
         )?;
         if let Some((input, output)) = call.tokens {
             for (kind, n) in [("input", input), ("output", output)] {
@@ -689,6 +721,35 @@ impl LlmCallHandle {
     #[inline]
     pub fn record(&self, duration: Duration, input_tokens: u64, output_tokens: u64) {
         self.duration.record_duration(duration);
+        self.input_usage.record(input_tokens as f64);
+        self.output_usage.record(output_tokens as f64);
+        self.input_tokens.add(input_tokens);
+        self.output_tokens.add(output_tokens);
+    }
+
+    /// Like [`record`](Self::record), keeping the call's trace as the
+    /// exemplar of its duration bucket.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use beluga_monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let gpt = monitor.metrics().llm_call_handle("chat", "openai", "gpt-4o", "pro")?.unwrap();
+    /// gpt.record_traced(Duration::from_millis(900), 1200, 300, [7; 16], [9; 8]);
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
+    /// ```
+    pub fn record_traced(
+        &self,
+        duration: Duration,
+        input_tokens: u64,
+        output_tokens: u64,
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+    ) {
+        // No extra labels: the exemplar cannot be refused.
+        let _ = self
+            .duration
+            .record_with_exemplar(duration.as_secs_f64(), &Exemplar::new(trace_id, span_id));
         self.input_usage.record(input_tokens as f64);
         self.output_usage.record(output_tokens as f64);
         self.input_tokens.add(input_tokens);
