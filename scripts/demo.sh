@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # The tutorial's steps 4 and 5 on one machine: agent-sim serving /metrics on
-# :2222 and Debian's Prometheus scraping it with deploy/prometheus.yml.
-# Stops both on exit (Ctrl-C).
+# :2222 and Debian's Prometheus scraping it with deploy/prometheus.yml, with
+# exemplar storage on (each LLM-latency bucket links to a trace id).
+# `scripts/demo.sh --native [agent-sim flags]` also turns on native
+# histograms: Prometheus then scrapes protobuf and stores each histogram in
+# its native form. Stops both on exit (Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+features="exemplar-storage"
+if [ "${1:-}" = "--native" ]; then
+    features="native-histograms,exemplar-storage"
+    shift
+fi
 
 if ! command -v prometheus >/dev/null 2>&1; then
     echo "prometheus is not installed: sudo apt-get install prometheus (or run scripts/test.sh once)" >&2
@@ -22,7 +31,7 @@ cargo build --release -p agent-sim
 target/release/agent-sim --listen 127.0.0.1:2222 --quiet "$@" &
 pids+=($!)
 prometheus --config.file=deploy/prometheus.yml --storage.tsdb.path="$data" \
-    --web.listen-address=127.0.0.1:9090 >"$data/prometheus.log" 2>&1 &
+    --web.listen-address=127.0.0.1:9090 --enable-feature="$features" >"$data/prometheus.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 100); do
@@ -31,7 +40,7 @@ for _ in $(seq 100); do
 done
 cat <<MSG
 agent-sim metrics:  http://127.0.0.1:2222/metrics
-Prometheus:         http://127.0.0.1:9090  (try: sum(rate(monitoring_api_requests_total[1m])))
+Prometheus:         http://127.0.0.1:9090  (features: $features; try: sum(rate(monitoring_api_requests_total[1m])))
 Grafana:            provision deploy/grafana/ (datasource uid beluga-prometheus -> http://127.0.0.1:9090)
 Ctrl-C stops both.
 MSG

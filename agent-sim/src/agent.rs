@@ -325,6 +325,26 @@ pub(crate) fn clock_overhead_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// A synthetic W3C trace id for turn `turn` of agent `agent` (and span ids
+/// for its LLM attempts), derived without touching the workload's random
+/// stream, so a seed still reproduces the same totals. Exemplars carry it:
+/// Grafana links a slow LLM-latency bucket to the turn that landed there.
+fn trace_ids(agent: usize, turn: u64, attempt: usize) -> ([u8; 16], [u8; 8]) {
+    let mix = |mut x: u64| {
+        // splitmix64's finaliser
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    let high = mix((agent as u64) << 40 ^ turn ^ 0x7472_6163_6500_0000);
+    let low = mix(high ^ turn.rotate_left(17));
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&high.to_be_bytes());
+    trace_id[8..].copy_from_slice(&low.to_be_bytes());
+    let span_id = mix(low ^ attempt as u64 + 1).to_be_bytes();
+    (trace_id, span_id)
+}
+
 fn ms(d: f64) -> Duration {
     Duration::from_secs_f64(d / 1000.0)
 }
@@ -505,13 +525,15 @@ impl Agent {
         h.plan.record(ms(turn.plan_ms));
         ops += 4;
 
-        for &(latency, kind) in &turn.attempts[..turn.attempt_count] {
+        for (attempt, &(latency, kind)) in turn.attempts[..turn.attempt_count].iter().enumerate() {
             simulated_ms += latency;
             self.stats.totals.llm_calls += 1;
             match kind {
                 None => {
                     let llm = &h.llm[turn.model][turn.tenant];
-                    llm.record(ms(latency), turn.input, turn.output);
+                    let (trace_id, span_id) =
+                        trace_ids(self.index, self.stats.totals.turns, attempt);
+                    llm.record_traced(ms(latency), turn.input, turn.output, trace_id, span_id);
                     llm.record_time_to_first_chunk(ms(turn.ttft_ms.min(latency)));
                     let usd = turn.input as f64 / 1000.0 * model.usd_per_1k_input
                         + turn.output as f64 / 1000.0 * model.usd_per_1k_output;

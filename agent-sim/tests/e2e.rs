@@ -63,6 +63,48 @@ fn dashboard_queries() -> Vec<String> {
         .collect()
 }
 
+/// The queries of dashboard targets that ask Grafana for exemplars.
+fn dashboard_exemplar_queries() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/dashboards/beluga-agent.json"
+    );
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .filter(|t| t["exemplar"] == true)
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What Grafana asks for to draw a panel's exemplars: every exemplar of the
+/// query's series over the last hour.
+fn query_exemplars(prometheus: &prom::Prometheus, query: &str) -> Vec<Value> {
+    let now = unix_now() as u64;
+    let response = prom::get(
+        prometheus.addr,
+        &format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            prom::percent_encode(query),
+            now - 3600,
+            now + 60
+        ),
+        &[],
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let json: Value = serde_json::from_slice(&response.body).unwrap();
+    json["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 /// Peak resident set size of a live process, from /proc.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -95,7 +137,15 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         .unwrap()
         .replace("127.0.0.1:2222", &target.to_string());
     assert!(scrape_configs.contains("job_name: beluga-agent"));
-    let prometheus = prom::Prometheus::start(&scrape_configs);
+    // Classic histograms (OpenMetrics, with exemplars), and native ones
+    // (Prometheus 2.42 then scrapes protobuf and keeps only the native form
+    // of each histogram): the dashboard must work with both.
+    let prometheus =
+        prom::Prometheus::start_with(&scrape_configs, &["--enable-feature=exemplar-storage"]);
+    let native = prom::Prometheus::start_with(
+        &scrape_configs,
+        &["--enable-feature=native-histograms,exemplar-storage"],
+    );
 
     let started_at = unix_now();
     let mut sim = Command::new(BIN)
@@ -137,17 +187,45 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         "peak RSS {peak_kib} KiB while scraped every second"
     );
 
-    let mut empty = Vec::new();
-    for query in dashboard_queries() {
-        if prometheus.query(&query).is_empty() {
-            empty.push(query);
+    for (mode, prometheus) in [("classic", &prometheus), ("native", &native)] {
+        let mut empty = Vec::new();
+        for query in dashboard_queries() {
+            if prometheus.query(&query).is_empty() {
+                empty.push(query);
+            }
+        }
+        assert!(
+            empty.is_empty(),
+            "{mode} histograms: dashboard queries without data: {empty:#?}\n{}",
+            prometheus.log()
+        );
+        // The LLM latency panel shows exemplars: Grafana asks this API for
+        // the panel's query, and each exemplar carries a trace id.
+        let llm_panel = dashboard_exemplar_queries();
+        assert!(!llm_panel.is_empty(), "a panel asks for exemplars");
+        for query in llm_panel {
+            let exemplars = query_exemplars(prometheus, &query);
+            assert!(
+                exemplars.iter().any(|e| e["labels"]["trace_id"]
+                    .as_str()
+                    .is_some_and(|t| t.len() == 32)),
+                "{mode}: no exemplar with a trace id for {query}: {exemplars:?}"
+            );
         }
     }
+    // Each Prometheus really ingested the form it was set up for.
+    let native_form = "histogram_count(gen_ai_client_operation_duration_seconds)";
     assert!(
-        empty.is_empty(),
-        "dashboard queries without data: {empty:#?}\n{}",
-        prometheus.log()
+        !native.query(native_form).is_empty(),
+        "native mode stores native histograms"
     );
+    assert!(
+        prometheus.query(native_form).is_empty(),
+        "classic mode stores classic buckets"
+    );
+    assert!(native
+        .query("gen_ai_client_operation_duration_seconds_bucket")
+        .is_empty());
 
     // Prometheus saw the final totals (the last scrape came after the agents stopped)...
     let total = prom::value_of(&prometheus.query("sum(monitoring_api_requests_total)")[0]);
