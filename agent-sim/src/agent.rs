@@ -336,12 +336,12 @@ fn trace_ids(agent: usize, turn: u64, attempt: usize) -> ([u8; 16], [u8; 8]) {
         x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         x ^ (x >> 31)
     };
-    let high = mix((agent as u64) << 40 ^ turn ^ 0x7472_6163_6500_0000);
+    let high = mix(((agent as u64) << 40) ^ turn ^ 0x7472_6163_6500_0000);
     let low = mix(high ^ turn.rotate_left(17));
     let mut trace_id = [0u8; 16];
     trace_id[..8].copy_from_slice(&high.to_be_bytes());
     trace_id[8..].copy_from_slice(&low.to_be_bytes());
-    let span_id = mix(low ^ attempt as u64 + 1).to_be_bytes();
+    let span_id = mix(low ^ (attempt as u64 + 1)).to_be_bytes();
     (trace_id, span_id)
 }
 
