@@ -991,6 +991,115 @@ fn memory_report() -> serde_json::Value {
     serde_json::Value::Object(report)
 }
 
+// ---------------------------------------------------------------- exemplars and native histograms
+
+/// One histogram record with and without an exemplar (beluga; the
+/// exemplar's slot is claimed without a lock and its clock read is part of
+/// the cost).
+fn exemplars(c: &mut Criterion) {
+    use beluga_metrics::{Buckets, Exemplar, Opts, Registry};
+    let registry = Registry::new();
+    let h = registry
+        .histogram(
+            Opts::new("exemplar_bench_seconds", "Latency."),
+            Buckets::new(BUCKETS),
+        )
+        .expect("histogram");
+    let values: Vec<f64> = (0..1024).map(|i| 0.005 * 1.0069f64.powi(i)).collect();
+    let exemplar = Exemplar::new([0x4b; 16], [0x1f; 8]);
+    let mut group = c.benchmark_group("peers/histogram_exemplar/1_threads");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    group.bench_function("beluga/without", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            h.record(black_box(values[i & 1023]))
+        })
+    });
+    group.bench_function("beluga/with", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            h.record_with_exemplar(black_box(values[i & 1023]), &exemplar)
+        })
+    });
+    group.finish();
+
+    // What keeping native buckets at record time costs the peer that does
+    // (beluga derives them from its HDR counts when read).
+    use prometheus_client::metrics::histogram::{Histogram, NativeHistogramConfig};
+    let peer = Histogram::new_classic_and_native(BUCKETS, NativeHistogramConfig::with_schema(3));
+    let mut group = c.benchmark_group("peers/histogram_record_native/1_threads");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("beluga", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            h.record(black_box(values[i & 1023]))
+        })
+    });
+    group.bench_function("prometheus-client", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            peer.observe(black_box(values[i & 1023]))
+        })
+    });
+    group.finish();
+}
+
+/// Encoding 100 histogram series (1,000 latencies each over 1 ms - 1 s) in
+/// the Prometheus protobuf format with native histograms: beluga's encoder
+/// (classic buckets plus schema-3 native buckets from the HDR counts)
+/// against `prometheus-client`'s (`new_classic_and_native`, schema 3).
+fn native_encoding(c: &mut Criterion) {
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::histogram::{Histogram, NativeHistogramConfig};
+    const SERIES: usize = 100;
+    let latency = |k: usize| 0.001 * 1000f64.powf((k as f64 * 0.618_034).fract());
+
+    let registry = beluga_metrics::Registry::new();
+    let family = registry
+        .histogram_family(
+            beluga_metrics::Opts::new("native_bench_seconds", "Latency.").labels(["endpoint"]),
+            beluga_metrics::Buckets::new(BUCKETS),
+        )
+        .expect("family");
+    let mut peer_registry = prometheus_client::registry::Registry::default();
+    let peer: Family<Vec<(String, String)>, Histogram, _> = Family::new_with_constructor(|| {
+        Histogram::new_classic_and_native(BUCKETS, NativeHistogramConfig::with_schema(3))
+    });
+    peer_registry.register("native_bench_seconds", "Latency.", peer.clone());
+    for s in 0..SERIES {
+        let endpoint = format!("/api/v1/endpoint/{s}");
+        let ours = family.with_labels(&[endpoint.as_str()]).expect("series");
+        let theirs = peer.get_or_create_owned(&vec![("endpoint".to_string(), endpoint)]);
+        for k in 0..1_000 {
+            ours.record(latency(s * 1_000 + k));
+            theirs.observe(latency(s * 1_000 + k));
+        }
+    }
+    let mut encoder = beluga_metrics::Encoder::new();
+    let mut group = c.benchmark_group(format!("peers/encode_protobuf_native/{SERIES}_series"));
+    group.throughput(Throughput::Elements(SERIES as u64));
+    group.bench_function("beluga", |b| {
+        b.iter(|| {
+            black_box(
+                encoder
+                    .encode_exposition(&registry, beluga_metrics::Exposition::Protobuf)
+                    .len(),
+            )
+        })
+    });
+    group.bench_function("prometheus-client", |b| {
+        b.iter(|| {
+            black_box(
+                prometheus_client::encoding::prometheus_protobuf::encode_to_vec(&peer_registry)
+                    .expect("encodes")
+                    .len(),
+            )
+        })
+    });
+    group.finish();
+}
+
 // ---------------------------------------------------------------- the `metrics` facade
 
 /// Runs `op` `iters` times on each of `threads` threads with `recorder` as
@@ -1128,6 +1237,8 @@ fn main() {
     high_cardinality(&mut c, |n| Otel::with_limit(Some(n)));
     high_cardinality(&mut c, |_| Measured::new());
     facade(&mut c);
+    exemplars(&mut c);
+    native_encoding(&mut c);
     encoding::<Beluga>(&mut c, "beluga");
     encoding::<MetricsRs>(&mut c, "metrics");
     encoding::<Tikv>(&mut c, "prometheus");

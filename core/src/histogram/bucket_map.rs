@@ -21,6 +21,9 @@ pub struct BucketMap {
     /// The value of one HDR unit.
     resolution: f64,
     inv_resolution: f64,
+    /// The exponential bucket of each HDR index at the scale last asked
+    /// for (see `exponential::bucket_table`), built on first use.
+    exponential: parking_lot::Mutex<Option<(i32, std::sync::Arc<[i32]>)>>,
 }
 
 impl std::fmt::Debug for BucketMap {
@@ -53,6 +56,22 @@ impl BucketMap {
             start,
             resolution,
             inv_resolution: 1.0 / resolution,
+            exponential: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// Each HDR index's exponential bucket at `scale`, computed once per
+    /// family (and again only when another scale is asked for).
+    pub(crate) fn exponential_table(&self, scale: i32) -> std::sync::Arc<[i32]> {
+        let mut cached = self.exponential.lock();
+        match &*cached {
+            Some((at, table)) if *at == scale => table.clone(),
+            _ => {
+                let table: std::sync::Arc<[i32]> =
+                    super::exponential::bucket_table(self.resolution, scale).into();
+                *cached = Some((scale, table.clone()));
+                table
+            }
         }
     }
 

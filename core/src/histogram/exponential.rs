@@ -62,6 +62,30 @@ impl ExponentialScale {
     }
 }
 
+/// The exponential bucket (OpenTelemetry numbering) of HDR sub-bucket
+/// `index` at `scale`, for a histogram of this `resolution`: the bucket
+/// holding the sub-bucket's midpoint.
+fn bucket_of(index: usize, resolution: f64, scale: i32) -> i32 {
+    let low = layout::value_at(index) as f64;
+    let high = layout::value_at(index + 1) as f64;
+    let midpoint = (low + high) / 2.0 * resolution;
+    (midpoint.log2() * f64::from(scale).exp2()).ceil() as i32 - 1
+}
+
+/// [`bucket_of`] for every HDR index: a family computes it once per scale
+/// (a logarithm per sub-bucket is most of the cost of a read otherwise).
+pub(crate) fn bucket_table(resolution: f64, scale: i32) -> Box<[i32]> {
+    (0..layout::LEN)
+        .map(|index| {
+            if index == 0 {
+                0
+            } else {
+                bucket_of(index, resolution, scale)
+            }
+        })
+        .collect()
+}
+
 /// The coarsest and finest scales offered (Prometheus schemas -4 to 8).
 const MIN_SCALE: i8 = -4;
 const MAX_SCALE: i8 = 8;
@@ -122,20 +146,18 @@ impl ExponentialBuckets {
         self.counts.clear();
     }
 
-    /// Adds the `count` observations of HDR sub-bucket `index`.
-    pub(crate) fn add_hdr(&mut self, index: usize, count: u64) {
+    /// Adds the `count` observations of HDR sub-bucket `index`, whose
+    /// exponential bucket at this scale is `bucket` (from
+    /// [`bucket_table`]; ignored for sub-bucket 0, the zero bucket).
+    pub(crate) fn add_hdr(&mut self, index: usize, bucket: i32, count: u64) {
         if count == 0 {
             return;
         }
         if index == 0 {
             self.zero_count += count;
-            return;
+        } else {
+            self.add(bucket, count);
         }
-        let low = layout::value_at(index) as f64;
-        let high = layout::value_at(index + 1) as f64;
-        let midpoint = (low + high) / 2.0 * self.zero_threshold;
-        let bucket = (midpoint.log2() * f64::from(self.scale).exp2()).ceil() as i32 - 1;
-        self.add(bucket, count);
     }
 
     /// Lowers the scale until the populated range fits `want.max_buckets`.
@@ -264,8 +286,9 @@ mod tests {
         }
         let mut e = ExponentialBuckets::empty();
         e.reset(resolution, want);
+        let table = bucket_table(resolution, want.clamped_scale());
         for (index, count) in counts.iter().enumerate() {
-            e.add_hdr(index, *count);
+            e.add_hdr(index, table[index], *count);
         }
         e.fit(want);
         e
@@ -322,6 +345,12 @@ mod tests {
             capped.buckets().collect::<Vec<_>>(),
             expected.into_iter().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn the_table_is_monotone_like_the_values() {
+        let table = bucket_table(1e-6, 3);
+        assert!(table[1..].windows(2).all(|w| w[0] <= w[1]));
     }
 
     #[test]

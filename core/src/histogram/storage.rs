@@ -460,9 +460,11 @@ impl HistogramStorage {
     /// Every thread's HDR counts in base-2 exponential buckets.
     pub(crate) fn exponential_into(&self, want: ExponentialScale, out: &mut ExponentialBuckets) {
         out.reset(self.buckets.resolution(), want);
+        let table = self.buckets.exponential_table(out.scale());
         let threads = self.threads().map(|thread| &thread.hdr);
-        self.wide
-            .merge(threads, |index, count| out.add_hdr(index, count));
+        self.wide.merge(threads, |index, count| {
+            out.add_hdr(index, table[index], count)
+        });
         out.fit(want);
     }
 
