@@ -51,6 +51,9 @@ enum Sent {
 pub(crate) struct Histograms {
     pub(crate) default: HistogramAggregation,
     pub(crate) by_name: HashMap<String, HistogramAggregation>,
+    /// Histograms also sent as an exponential histogram under another name:
+    /// family name -> (copy's name, its limits).
+    pub(crate) exponential_copies: HashMap<String, (String, ExponentialScale)>,
 }
 
 impl Histograms {
@@ -67,6 +70,11 @@ impl Histograms {
                 HistogramAggregation::Base2Exponential { max_scale, .. } => Some(*max_scale),
                 HistogramAggregation::ExplicitBucket => None,
             })
+            .chain(
+                self.exponential_copies
+                    .values()
+                    .map(|(_, want)| want.max_scale),
+            )
             .max()
             .map(ExponentialScale::fixed)
     }
@@ -131,6 +139,8 @@ impl Converter {
             time: now_nanos(),
             metrics: Vec::new(),
             sent: HashMap::new(),
+            current: 0,
+            current_copy: None,
         };
         registry.visit(&mut builder);
         let RequestBuilder {
@@ -179,6 +189,9 @@ struct RequestBuilder<'a> {
     time: u64,
     metrics: Vec<Metric>,
     sent: HashMap<SeriesKey, Sent>,
+    /// Where the current family's points go, and its exponential copy's.
+    current: usize,
+    current_copy: Option<(usize, ExponentialScale)>,
 }
 
 impl RequestBuilder<'_> {
@@ -270,7 +283,20 @@ impl Visitor for RequestBuilder<'_> {
             return;
         };
         let exemplar = otlp_exemplar(latest);
-        match self.metrics.last_mut().and_then(|m| m.data.as_mut()) {
+        if let Some((copy, _)) = self.current_copy {
+            if let Some(metric::Data::ExponentialHistogram(h)) =
+                self.metrics.get_mut(copy).and_then(|m| m.data.as_mut())
+            {
+                if let Some(p) = h.data_points.last_mut() {
+                    p.exemplars.push(exemplar.clone());
+                }
+            }
+        }
+        match self
+            .metrics
+            .get_mut(self.current)
+            .and_then(|m| m.data.as_mut())
+        {
             Some(metric::Data::Sum(sum)) => {
                 if let Some(p) = sum.data_points.last_mut() {
                     p.exemplars.push(exemplar);
@@ -312,6 +338,7 @@ impl Visitor for RequestBuilder<'_> {
                 }
             },
         };
+        self.current = self.metrics.len();
         self.metrics.push(Metric {
             name: family.name().to_string(),
             description: family.help().to_string(),
@@ -319,6 +346,27 @@ impl Visitor for RequestBuilder<'_> {
             data: Some(data),
             ..Default::default()
         });
+        self.current_copy = None;
+        if family.metric_type() == MetricType::Histogram {
+            if let Some((name, want)) = self
+                .converter
+                .histograms
+                .exponential_copies
+                .get(family.name())
+            {
+                self.current_copy = Some((self.metrics.len(), *want));
+                self.metrics.push(Metric {
+                    name: name.clone(),
+                    description: family.help().to_string(),
+                    unit: family.unit().ucum().to_string(),
+                    data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                        data_points: Vec::new(),
+                        aggregation_temporality: temporality,
+                    })),
+                    ..Default::default()
+                });
+            }
+        }
     }
 
     fn series(&mut self, family: &Descriptor, labels: Labels<'_>, value: Value<'_>) {
@@ -357,34 +405,48 @@ impl Visitor for RequestBuilder<'_> {
                 start_time_unix_nano: 0,
                 ..point(number_data_point::Value::AsDouble(v))
             }),
-            Value::Histogram(h) => match self.converter.histograms.for_family(family.name()) {
-                HistogramAggregation::Base2Exponential {
-                    max_size,
-                    max_scale,
-                } => {
-                    let want = ExponentialScale {
+            Value::Histogram(h) => {
+                if let Some((copy, want)) = self.current_copy {
+                    let copy_key = (format!("{}#exponential", key.0), key.1.clone());
+                    let (data_point, sent) = self.exponential_point(&copy_key, labels, h, want);
+                    self.sent.insert(copy_key, sent);
+                    if let Some(metric::Data::ExponentialHistogram(hist)) =
+                        self.metrics.get_mut(copy).and_then(|m| m.data.as_mut())
+                    {
+                        hist.data_points.push(data_point);
+                    }
+                }
+                match self.converter.histograms.for_family(family.name()) {
+                    HistogramAggregation::Base2Exponential {
+                        max_size,
                         max_scale,
-                        max_buckets: max_size,
-                    };
-                    let (data_point, sent) = self.exponential_point(&key, labels, h, want);
-                    self.sent.insert(key, sent);
-                    DataPoint::Exponential(data_point)
+                    } => {
+                        let want = ExponentialScale {
+                            max_scale,
+                            max_buckets: max_size,
+                        };
+                        let (data_point, sent) = self.exponential_point(&key, labels, h, want);
+                        self.sent.insert(key, sent);
+                        DataPoint::Exponential(data_point)
+                    }
+                    HistogramAggregation::ExplicitBucket => {
+                        let data_point = self.histogram_point(&key, labels, h);
+                        self.sent.insert(
+                            key,
+                            Sent::Histogram {
+                                counts: h.bucket_counts().to_vec(),
+                                sum: h.sum(),
+                            },
+                        );
+                        DataPoint::Histogram(data_point)
+                    }
                 }
-                HistogramAggregation::ExplicitBucket => {
-                    let data_point = self.histogram_point(&key, labels, h);
-                    self.sent.insert(
-                        key,
-                        Sent::Histogram {
-                            counts: h.bucket_counts().to_vec(),
-                            sum: h.sum(),
-                        },
-                    );
-                    DataPoint::Histogram(data_point)
-                }
-            },
+            }
         };
         match (
-            self.metrics.last_mut().and_then(|m| m.data.as_mut()),
+            self.metrics
+                .get_mut(self.current)
+                .and_then(|m| m.data.as_mut()),
             data_point,
         ) {
             (Some(metric::Data::Sum(sum)), DataPoint::Number(p)) => sum.data_points.push(p),

@@ -63,7 +63,7 @@
 //! | interval | `interval` | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 //! | service name | `service_name`, `monitor` | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
 //! | resource | `resource_attribute` | `OTEL_RESOURCE_ATTRIBUTES` | |
-//! | histograms | `histogram_aggregation`, `histogram_aggregation_for` (one instrument) | `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` (`explicit_bucket_histogram`, `base2_exponential_bucket_histogram`; anything else fails `spawn`) | explicit buckets |
+//! | histograms | `histogram_aggregation`, `histogram_aggregation_for` (one instrument), `histogram_exponential_copy` (one instrument in both forms) | `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` (`explicit_bucket_histogram`, `base2_exponential_bucket_histogram`; anything else fails `spawn`) | explicit buckets |
 //!
 //! Only `http://` URLs are supported; put TLS in a local collector.
 //!
@@ -195,6 +195,7 @@ pub struct OtlpExporterBuilder {
     temporality: Option<Temporality>,
     histograms: Option<HistogramAggregation>,
     histograms_by_name: Vec<(String, HistogramAggregation)>,
+    exponential_copies: Vec<(String, String, HistogramAggregation)>,
     backoff: Option<(Duration, Duration)>,
     on_error: Option<ErrorCallback>,
 }
@@ -304,6 +305,34 @@ impl OtlpExporterBuilder {
         aggregation: HistogramAggregation,
     ) -> Self {
         self.histograms_by_name.push((name.into(), aggregation));
+        self
+    }
+
+    /// Sends the histogram family `name` *also* as an OTLP exponential
+    /// histogram named `copy_name`, next to its own form (explicit buckets
+    /// unless set otherwise): dashboards built on the explicit buckets keep
+    /// working while a backend that prefers exponential histograms gets
+    /// them. `aggregation` gives the copy's limits; an
+    /// [`ExplicitBucket`](HistogramAggregation::ExplicitBucket) there means
+    /// OpenTelemetry's defaults.
+    ///
+    /// ```
+    /// use beluga_exporter_otlp::{HistogramAggregation, OtlpExporter};
+    /// let builder = OtlpExporter::builder().histogram_exponential_copy(
+    ///     "gen_ai_client_operation_duration_seconds",
+    ///     "gen_ai_client_operation_duration_seconds.exponential",
+    ///     HistogramAggregation::base2_exponential(),
+    /// );
+    /// # let _ = builder;
+    /// ```
+    pub fn histogram_exponential_copy(
+        mut self,
+        name: impl Into<String>,
+        copy_name: impl Into<String>,
+        aggregation: HistogramAggregation,
+    ) -> Self {
+        self.exponential_copies
+            .push((name.into(), copy_name.into(), aggregation));
         self
     }
 
@@ -426,6 +455,28 @@ impl OtlpExporterBuilder {
                 convert::Histograms {
                     default: histograms,
                     by_name: self.histograms_by_name.into_iter().collect(),
+                    exponential_copies: self
+                        .exponential_copies
+                        .into_iter()
+                        .map(|(name, copy, aggregation)| {
+                            let want = match aggregation {
+                                HistogramAggregation::Base2Exponential {
+                                    max_size,
+                                    max_scale,
+                                } => beluga_metrics::ExponentialScale {
+                                    max_scale,
+                                    max_buckets: max_size,
+                                },
+                                HistogramAggregation::ExplicitBucket => {
+                                    beluga_metrics::ExponentialScale {
+                                        max_scale: 20,
+                                        max_buckets: 160,
+                                    }
+                                }
+                            };
+                            (name, (copy, want))
+                        })
+                        .collect(),
                 },
             ),
             transport: transport::Transport {

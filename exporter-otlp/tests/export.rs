@@ -796,3 +796,52 @@ fn attribute_of(attributes: &serde_json::Value, key: &str) -> Option<String> {
         .find(|kv| kv["key"] == key)
         .and_then(|kv| kv["value"]["string_value"].as_str().map(String::from))
 }
+
+#[test]
+fn one_histogram_can_go_in_both_forms() {
+    use beluga_exporter_otlp::HistogramAggregation;
+    let receiver = Receiver::start("");
+    let registry = Registry::new();
+    let latency = registry
+        .histogram(
+            Opts::new("llm_latency_seconds", "LLM latency."),
+            Buckets::new([0.1, 1.0]),
+        )
+        .unwrap();
+    latencies(500).for_each(|v| latency.record(v));
+    latency
+        .record_with_exemplar(0.5, &beluga_metrics::Exemplar::new([5; 16], [6; 8]))
+        .unwrap();
+    runtime().block_on(async {
+        let exporter = OtlpExporter::builder()
+            .registry(&registry)
+            .endpoint(receiver.endpoint())
+            .interval(Duration::from_secs(3600))
+            .histogram_exponential_copy(
+                "llm_latency_seconds",
+                "llm_latency_seconds.exponential",
+                HistogramAggregation::Base2Exponential {
+                    max_size: 40,
+                    max_scale: 20,
+                },
+            )
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await.unwrap();
+    });
+    let request = &receiver.wait_for(1, Duration::from_secs(10))[0];
+    let explicit = &metric(request, "llm_latency_seconds")["histogram"]["data_points"][0];
+    assert_eq!(int(&explicit["count"]), 501);
+    let copy = metric(request, "llm_latency_seconds.exponential");
+    assert_eq!(copy["description"], "LLM latency.");
+    let point = &copy["exponential_histogram"]["data_points"][0];
+    let (_, counts) = exponential_counts(point);
+    assert_eq!(int(&point["count"]), 501);
+    assert_eq!(
+        counts.iter().sum::<u64>() + point.get("zero_count").map_or(0, int),
+        501
+    );
+    assert!(counts.len() <= 40);
+    assert_eq!(point["exemplars"].as_array().map(Vec::len), Some(1));
+    assert_eq!(explicit["exemplars"].as_array().map(Vec::len), Some(1));
+}
