@@ -1,8 +1,9 @@
 //! # beluga-exporter-prometheus
 //!
 //! Serves a [`beluga_metrics::Registry`] at `/metrics` over HTTP (hyper 1 on
-//! tokio) for Prometheus to scrape, and pushes it to a Prometheus Pushgateway
-//! for short-lived jobs.
+//! tokio) for Prometheus to scrape, pushes it to a Prometheus Pushgateway
+//! for short-lived jobs, and sends it by Prometheus remote write
+//! ([`RemoteWriteBuilder`]) for workers nothing can scrape.
 //!
 //! ```no_run
 //! use beluga_exporter_prometheus::PrometheusExporter;
@@ -54,12 +55,26 @@
 //! * Self-metrics in the served registry: `beluga_exporter_scrapes_total{format}`,
 //!   `beluga_exporter_scrape_duration_seconds`, `beluga_exporter_encoded_bytes_total`,
 //!   `beluga_exporter_errors_total{reason}`.
+//!
+//! ## Remote write
+//!
+//! [`RemoteWriteBuilder`] sends the registry as Prometheus remote write 1.0
+//! (protobuf `WriteRequest`, snappy, `X-Prometheus-Remote-Write-Version:
+//! 0.1.0`) every interval (default 15 s), with external labels added to
+//! every series that lacks them. `5xx`, `429` and connection failures are
+//! retried with backoff until the next interval while readings queue up (at
+//! most `max_queued_samples`, default 100,000; the oldest readings are
+//! dropped first); a `4xx` is not retried. Values are cumulative, so a
+//! dropped reading loses resolution, never totals.
+//! [`RemoteWriter::shutdown`] sends a last reading and the queue within its
+//! deadline. Self-metric: `beluga_remote_write_samples_total{outcome="sent"|"failed"|"dropped"}`.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod auth;
 mod push;
+mod remote_write;
 mod self_metrics;
 mod server;
 
@@ -73,6 +88,9 @@ use tokio::sync::{watch, Semaphore};
 
 pub use auth::Auth;
 pub use push::{PeriodicPush, PushError, PushGateway, PushGatewayBuilder};
+pub use remote_write::{
+    RemoteWriteBuilder, RemoteWriteError, RemoteWriter, REMOTE_WRITE_SAMPLES_METRIC,
+};
 pub use self_metrics::{
     ENCODED_BYTES_METRIC, ERRORS_METRIC, SCRAPES_METRIC, SCRAPE_DURATION_METRIC,
 };

@@ -197,8 +197,9 @@ pub fn percent_encode(text: &str) -> String {
 /// A real Prometheus server started for one test.
 pub struct Prometheus {
     pub addr: SocketAddr,
-    _process: Process,
+    _process: Option<Process>,
     _dir: TempDir,
+    args: Vec<String>,
 }
 
 impl Prometheus {
@@ -220,28 +221,45 @@ impl Prometheus {
         .unwrap();
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let process = Process::spawn(
+        let args: Vec<String> = [
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.0.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ]
+        .into_iter()
+        .chain(flags.iter().map(|f| f.to_string()))
+        .collect();
+        let mut prometheus = Prometheus {
+            addr,
+            _process: None,
+            _dir: dir,
+            args,
+        };
+        prometheus.restart();
+        prometheus
+    }
+
+    /// Stops the server (its data directory stays).
+    #[allow(dead_code)]
+    pub fn stop(&mut self) {
+        self._process = None;
+    }
+
+    /// Starts the server again on the same port and data directory (after
+    /// [`stop`](Self::stop)), and waits until it is ready.
+    pub fn restart(&mut self) {
+        self._process = None;
+        self._process = Some(Process::spawn(
             "prometheus",
-            &[
-                format!("--config.file={}", config.display()),
-                format!("--storage.tsdb.path={}", dir.0.join("data").display()),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-            ]
-            .into_iter()
-            .chain(flags.iter().map(|f| f.to_string()))
-            .collect::<Vec<_>>(),
-            dir.0.join("prometheus.log"),
-        );
+            &self.args,
+            self._dir.0.join("prometheus.log"),
+        ));
+        let addr = self.addr;
         poll("Prometheus to be ready", Duration::from_secs(30), || {
             request(addr, "GET", "/-/ready", &[], b"")
                 .ok()
                 .filter(|r| r.status == 200)
         });
-        Prometheus {
-            addr,
-            _process: process,
-            _dir: dir,
-        }
     }
 
     /// Runs an instant query and returns `data.result`.
@@ -269,7 +287,7 @@ impl Prometheus {
     }
 
     pub fn log(&self) -> String {
-        self._process.log_text()
+        std::fs::read_to_string(self._dir.0.join("prometheus.log")).unwrap_or_default()
     }
 }
 

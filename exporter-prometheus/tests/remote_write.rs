@@ -1,0 +1,223 @@
+//! Remote write into a real Prometheus 2.42 started with
+//! `--web.enable-remote-write-receiver`: the stored totals equal the
+//! process's, also across a receiver restart mid-run, and what the queue
+//! had to drop is counted.
+
+mod common;
+
+use std::time::Duration;
+
+use beluga_exporter_prometheus::{RemoteWriteBuilder, RemoteWriteError};
+use beluga_metrics::{Buckets, Opts, Registry};
+use common::{value_of, Prometheus};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+const RECEIVER: &str = "--web.enable-remote-write-receiver";
+
+fn total(prometheus: &Prometheus, expr: &str) -> Option<f64> {
+    prometheus.query(expr).first().map(value_of)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// An instant query evaluated at `time` (Unix seconds).
+fn total_at(prometheus: &Prometheus, expr: &str, time: f64) -> Option<f64> {
+    let response = common::get(
+        prometheus.addr,
+        &format!(
+            "/api/v1/query?query={}&time={time}",
+            common::percent_encode(expr)
+        ),
+        &[],
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    json["data"]["result"].as_array()?.first().map(value_of)
+}
+
+fn wait_total(prometheus: &Prometheus, expr: &str, want: f64) {
+    common::poll(
+        &format!("{expr} == {want}"),
+        Duration::from_secs(60),
+        || (total(prometheus, expr) == Some(want)).then_some(()),
+    );
+}
+
+#[test]
+fn totals_survive_a_receiver_restart() {
+    let mut prometheus = Prometheus::start_with("  []\n", &[RECEIVER]);
+    let registry = Registry::new();
+    let requests = registry
+        .counter_family(Opts::new("rw_requests_total", "Requests.").labels(["model"]))
+        .unwrap();
+    let latency = registry
+        .histogram(
+            Opts::new("rw_latency_seconds", "Latency."),
+            Buckets::new([0.1, 1.0]),
+        )
+        .unwrap();
+    let rt = runtime();
+    let writer = rt.block_on(async {
+        RemoteWriteBuilder::new(format!("http://{}/api/v1/write", prometheus.addr))
+            .registry(&registry)
+            .external_label("job", "agent")
+            .external_label("instance", "worker-1")
+            .interval(Duration::from_millis(200))
+            .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
+            .spawn()
+            .unwrap()
+    });
+    requests.with_labels(&["gpt-4o"]).unwrap().add(100);
+    latency.record(0.05);
+    wait_total(
+        &prometheus,
+        "sum(rw_requests_total{job=\"agent\",instance=\"worker-1\"})",
+        100.0,
+    );
+    wait_total(
+        &prometheus,
+        "sum(rw_latency_seconds_bucket{le=\"0.1\"})",
+        1.0,
+    );
+
+    // The receiver goes away; the worker keeps recording.
+    prometheus.stop();
+    requests.with_labels(&["gpt-4o"]).unwrap().add(50);
+    requests.with_labels(&["claude"]).unwrap().add(7);
+    latency.record(3.0);
+    // Readings pile up in the queue while nothing can be delivered.
+    common::poll("readings to queue up", Duration::from_secs(30), || {
+        (writer.samples_queued() >= 3 * 8).then_some(())
+    });
+    let while_down = unix_now();
+    prometheus.restart();
+    wait_total(&prometheus, "sum(rw_requests_total)", 157.0);
+    // The readings taken while the receiver was down were delivered, not
+    // just the next one: at a moment before the restart, Prometheus now has
+    // the totals recorded after the stop.
+    assert_eq!(
+        total_at(&prometheus, "sum(rw_requests_total)", while_down),
+        Some(157.0)
+    );
+    wait_total(&prometheus, "rw_latency_seconds_count", 2.0);
+    wait_total(
+        &prometheus,
+        "sum(rw_latency_seconds_bucket{le=\"+Inf\"})",
+        2.0,
+    );
+    assert_eq!(
+        writer.samples_dropped(),
+        0,
+        "the queue bound was not reached"
+    );
+    assert_eq!(writer.samples_failed(), 0);
+
+    requests.with_labels(&["claude"]).unwrap().add(1);
+    rt.block_on(writer.shutdown(Duration::from_secs(5)))
+        .unwrap();
+    wait_total(&prometheus, "sum(rw_requests_total)", 158.0);
+}
+
+#[test]
+fn a_full_queue_drops_the_oldest_batches_and_counts_them() {
+    let mut prometheus = Prometheus::start_with("  []\n", &[RECEIVER]);
+    let registry = Registry::new();
+    let jobs = registry
+        .counter(Opts::new("rw_jobs_total", "Jobs."))
+        .unwrap();
+    let rt = runtime();
+    prometheus.stop();
+    let writer = rt.block_on(async {
+        RemoteWriteBuilder::new(format!("http://{}/api/v1/write", prometheus.addr))
+            .registry(&registry)
+            .interval(Duration::from_millis(100))
+            .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
+            // Room for about two readings of this registry.
+            .max_queued_samples(8)
+            .spawn()
+            .unwrap()
+    });
+    jobs.add(42);
+    common::poll("batches to be dropped", Duration::from_secs(30), || {
+        (writer.samples_dropped() > 0).then_some(())
+    });
+    prometheus.restart();
+    // Dropped batches lose resolution, not totals.
+    wait_total(&prometheus, "rw_jobs_total", 42.0);
+    let text = registry.encode(beluga_metrics::Format::PrometheusText);
+    assert!(
+        text.contains("beluga_remote_write_samples_total{outcome=\"dropped\"} "),
+        "{text}"
+    );
+    rt.block_on(writer.shutdown(Duration::from_secs(5)))
+        .unwrap();
+}
+
+#[test]
+fn a_refusing_receiver_is_not_retried_and_shutdown_reports_what_is_left() {
+    let rt = runtime();
+    // Prometheus without the receiver flag answers 404 on the write path.
+    let prometheus = Prometheus::start_with("  []\n", &[]);
+    let registry = Registry::new();
+    registry
+        .counter(Opts::new("rw_refused_total", "x"))
+        .unwrap()
+        .inc();
+    let writer = rt.block_on(async {
+        RemoteWriteBuilder::new(format!("http://{}/api/v1/write", prometheus.addr))
+            .registry(&registry)
+            .interval(Duration::from_millis(100))
+            .spawn()
+            .unwrap()
+    });
+    common::poll(
+        "refused samples to be counted",
+        Duration::from_secs(30),
+        || (writer.samples_failed() > 0).then_some(()),
+    );
+    assert_eq!(writer.samples_sent(), 0);
+    assert_eq!(
+        writer.samples_dropped(),
+        0,
+        "refused batches are not kept to be dropped later"
+    );
+    rt.block_on(writer.shutdown(Duration::from_secs(2)))
+        .unwrap();
+
+    // Nothing listening at all: shutdown gives up at its deadline and says
+    // how many samples were left.
+    let port = common::free_port();
+    let writer = rt.block_on(async {
+        RemoteWriteBuilder::new(format!("http://127.0.0.1:{port}/api/v1/write"))
+            .registry(&registry)
+            .interval(Duration::from_secs(3600))
+            .spawn()
+            .unwrap()
+    });
+    let started = std::time::Instant::now();
+    let result = rt.block_on(writer.shutdown(Duration::from_millis(500)));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        matches!(result, Err(RemoteWriteError::Undelivered { samples, .. }) if samples > 0),
+        "{result:?}"
+    );
+
+    let bad = RemoteWriteBuilder::new("http://127.0.0.1:1/w").external_label("__x", "y");
+    let refused = rt.block_on(async { bad.spawn() });
+    assert!(matches!(
+        refused,
+        Err(RemoteWriteError::InvalidLabel { .. })
+    ));
+}
