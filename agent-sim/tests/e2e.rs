@@ -59,8 +59,14 @@ fn dashboard_queries() -> Vec<String> {
         .unwrap()
         .iter()
         .flat_map(|p| p["targets"].as_array().unwrap().iter())
-        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .map(|t| all_instances(t["expr"].as_str().unwrap()))
         .collect()
+}
+
+/// A dashboard query as Grafana runs it with the `instance` variable at
+/// "All" (its `allValue`).
+fn all_instances(expr: &str) -> String {
+    expr.replace("$instance", ".*")
 }
 
 /// The queries of dashboard targets that ask Grafana for exemplars.
@@ -76,7 +82,7 @@ fn dashboard_exemplar_queries() -> Vec<String> {
         .iter()
         .flat_map(|p| p["targets"].as_array().unwrap().iter())
         .filter(|t| t["exemplar"] == true)
-        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .map(|t| all_instances(t["expr"].as_str().unwrap()))
         .collect()
 }
 
@@ -475,4 +481,154 @@ fn ctrl_c_stops_cleanly_and_the_last_scrape_sees_the_final_totals() {
         .sum();
     assert!(report["api_requests"].as_u64().unwrap() > 0);
     assert_eq!(scraped, report["api_requests"].as_u64().unwrap());
+}
+
+/// Four agent-sim processes, one Prometheus discovering them through the
+/// shipped file-SD configuration: the fleet's totals in Prometheus equal the
+/// sum of the four reports, each instance's its own, and the dashboard's
+/// queries work per instance.
+#[cfg(feature = "prometheus")]
+#[test]
+fn a_fleet_of_four_is_scraped_through_file_discovery_and_adds_up() {
+    let dir = std::env::temp_dir().join(format!("beluga-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ports: Vec<u16> = (0..4).map(|_| prom::free_port()).collect();
+    let targets: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let targets_file = dir.join("fleet-targets.json");
+    std::fs::write(
+        &targets_file,
+        format!(
+            "[{{\"targets\": [{}], \"labels\": {{\"fleet\": \"test\"}}}}]",
+            targets.join(", ")
+        ),
+    )
+    .unwrap();
+    // The shipped configuration, with its targets file where this test wrote
+    // it and a 1 s refresh.
+    let deployed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/prometheus-fleet.yml"
+    ))
+    .unwrap();
+    let scrape_configs = deployed
+        .split("scrape_configs:\n")
+        .nth(1)
+        .unwrap()
+        .replace(
+            "'fleet-targets.json'",
+            &format!("'{}'", targets_file.display()),
+        )
+        .replace("refresh_interval: 5s", "refresh_interval: 1s");
+    assert!(scrape_configs.contains("file_sd_configs"));
+    let prometheus = prom::Prometheus::start(&scrape_configs);
+
+    let fleet: Vec<_> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Command::new(BIN)
+                .args([
+                    "--agents",
+                    "1",
+                    "--rate",
+                    "25",
+                    "--duration",
+                    "6s",
+                    "--report",
+                    "json",
+                    "--quiet",
+                ])
+                .args([
+                    "--seed",
+                    &(i + 1).to_string(),
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let reports: Vec<Value> = fleet
+        .into_iter()
+        .map(|child| report(&child.wait_with_output().unwrap()))
+        .collect();
+    // Every process has served its last scrape (agent-sim waits for it).
+    let ran_until = unix_now();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Series go stale once their process is gone: read the last value seen.
+    let last = |selector: &str| format!("sum(max_over_time({selector}[5m]))");
+    let expected: u64 = reports
+        .iter()
+        .map(|r| r["api_requests"].as_u64().unwrap())
+        .sum();
+    assert!(expected > 0);
+    let total = prom::value_of(
+        &prometheus.wait_for(
+            &last("monitoring_api_requests_total"),
+            Duration::from_secs(30),
+        )[0],
+    );
+    assert_eq!(
+        total as u64,
+        expected,
+        "fleet total vs the four reports\n{}",
+        prometheus.log()
+    );
+    for (port, report) in ports.iter().zip(&reports) {
+        let instance = format!("127.0.0.1:{port}");
+        let selector =
+            format!("monitoring_api_requests_total{{instance=\"{instance}\",fleet=\"test\"}}");
+        let own = prom::value_of(&prometheus.query(&last(&selector))[0]);
+        assert_eq!(
+            own as u64,
+            report["api_requests"].as_u64().unwrap(),
+            "{instance}"
+        );
+        // The dashboard with the `instance` variable set to this process.
+        let request_rate = dashboard_queries_raw()
+            .into_iter()
+            .find(|q| q.starts_with("sum(rate(monitoring_api_requests_total"))
+            .expect("the request-rate panel")
+            .replace("$instance", &instance)
+            .replace("[1m]", "[5m]");
+        // Evaluated when the processes had just exited (each waited for its
+        // last scrape), as a live dashboard would have shown it.
+        let response = prom::get(
+            prometheus.addr,
+            &format!(
+                "/api/v1/query?query={}&time={}",
+                prom::percent_encode(&request_rate),
+                ran_until
+            ),
+            &[],
+        );
+        let json: Value = serde_json::from_slice(&response.body).unwrap();
+        let per_instance = json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(per_instance.len(), 1, "{request_rate}: {json}");
+        assert!(prom::value_of(&per_instance[0]) > 0.0);
+    }
+}
+
+/// The dashboard's queries with the `$instance` variable left in.
+fn dashboard_queries_raw() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/dashboards/beluga-agent.json"
+    );
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(dashboard["templating"]["list"][0]["name"], "instance");
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .inspect(|q| assert!(q.contains("$instance"), "{q} ignores the instance variable"))
+        .collect()
 }
