@@ -138,6 +138,20 @@ pub(crate) struct Args {
     #[arg(long, value_parser = parse_duration)]
     pub otlp_interval: Option<Duration>,
 
+    /// Remote-write receiver for `--exporter remote-write`
+    /// (Prometheus: http://HOST:9090/api/v1/write, with --web.enable-remote-write-receiver).
+    #[arg(long)]
+    pub remote_write_url: Option<String>,
+
+    /// Remote-write interval, e.g. 5s.
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub remote_write_interval: Duration,
+
+    /// The `instance` label of pushed metrics (default: the host name and
+    /// process id); scraped metrics get the target address instead.
+    #[arg(long)]
+    pub instance: Option<String>,
+
     /// After the agents stop, how long to wait for one more scrape (or for
     /// the final OTLP export) so the last totals are delivered.
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
@@ -162,6 +176,16 @@ impl Args {
             listen: self.listen.clone(),
             otlp_endpoint: self.otlp_endpoint.clone(),
             otlp_interval: self.otlp_interval,
+            remote_write_url: self.remote_write_url.clone(),
+            remote_write_interval: self.remote_write_interval,
+            instance: self.instance.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into());
+                format!("{host}:{}", std::process::id())
+            }),
         }
     }
 }

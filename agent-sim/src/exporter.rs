@@ -16,6 +16,9 @@ pub(crate) enum ExporterKind {
     /// Serve /metrics for Prometheus to scrape.
     #[cfg(feature = "prometheus")]
     Prometheus,
+    /// Push by Prometheus remote write (`--remote-write-url`).
+    #[cfg(feature = "prometheus")]
+    RemoteWrite,
     /// Push OTLP/HTTP to a collector.
     #[cfg(feature = "otlp")]
     Otlp,
@@ -38,6 +41,14 @@ pub(crate) struct Settings {
     pub otlp_endpoint: Option<String>,
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub otlp_interval: Option<Duration>,
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub remote_write_url: Option<String>,
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub remote_write_interval: Duration,
+    /// The `instance` label pushed data carries (scraped data gets the
+    /// target's address).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub instance: String,
 }
 
 /// A running exporter.
@@ -46,6 +57,8 @@ pub(crate) enum Running {
     Prometheus(beluga_exporter_prometheus::ExporterThread),
     #[cfg(feature = "otlp")]
     Otlp(beluga_exporter_otlp::OtlpExporter),
+    #[cfg(feature = "prometheus")]
+    RemoteWrite(beluga_exporter_prometheus::RemoteWriter, Duration),
 }
 
 impl Running {
@@ -63,6 +76,22 @@ impl Running {
                 .serve_in_thread()
                 .map(Running::Prometheus)
                 .map_err(|e| e.to_string()),
+            #[cfg(feature = "prometheus")]
+            ExporterKind::RemoteWrite => {
+                let url = settings.remote_write_url.clone().ok_or_else(|| {
+                    "--exporter remote-write needs --remote-write-url (e.g. http://127.0.0.1:9090/api/v1/write)"
+                        .to_string()
+                })?;
+                let _guard = runtime.enter();
+                beluga_exporter_prometheus::RemoteWriteBuilder::new(url)
+                    .registry(monitor.registry())
+                    .external_label("job", "beluga-agent")
+                    .external_label("instance", settings.instance.clone())
+                    .interval(settings.remote_write_interval)
+                    .spawn()
+                    .map(|writer| Running::RemoteWrite(writer, settings.remote_write_interval))
+                    .map_err(|e| e.to_string())
+            }
             #[cfg(feature = "otlp")]
             ExporterKind::Otlp => {
                 let _guard = runtime.enter();
@@ -88,6 +117,8 @@ impl Running {
             Running::Prometheus(e) => format!("serving http://{}/metrics", e.local_addr()),
             #[cfg(feature = "otlp")]
             Running::Otlp(e) => format!("pushing OTLP every {:?}", e.interval()),
+            #[cfg(feature = "prometheus")]
+            Running::RemoteWrite(_, interval) => format!("remote write every {interval:?}"),
         }
     }
 
@@ -123,6 +154,10 @@ impl Running {
             #[cfg(feature = "otlp")]
             Running::Otlp(exporter) => runtime
                 .block_on(exporter.shutdown(wait))
+                .map_err(|e| e.to_string()),
+            #[cfg(feature = "prometheus")]
+            Running::RemoteWrite(writer, _) => runtime
+                .block_on(writer.shutdown(wait))
                 .map_err(|e| e.to_string()),
         }
     }

@@ -632,3 +632,48 @@ fn dashboard_queries_raw() -> Vec<String> {
         .inspect(|q| assert!(q.contains("$instance"), "{q} ignores the instance variable"))
         .collect()
 }
+
+/// agent-sim pushing by remote write: what Prometheus stores under the
+/// process's `instance` equals its report.
+#[cfg(feature = "prometheus")]
+#[test]
+fn remote_write_delivers_agent_sim_totals() {
+    let prometheus =
+        prom::Prometheus::start_with("  []\n", &["--web.enable-remote-write-receiver"]);
+    let url = format!("http://{}/api/v1/write", prometheus.addr);
+    let output = run(&[
+        "--exporter",
+        "remote-write",
+        "--remote-write-url",
+        &url,
+        "--remote-write-interval",
+        "1s",
+        "--instance",
+        "sim-7",
+        "--agents",
+        "2",
+        "--rate",
+        "30",
+        "--duration",
+        "3s",
+        "--report",
+        "json",
+        "--quiet",
+    ]);
+    let report = report(&output);
+    let expected = report["api_requests"].as_u64().unwrap();
+    assert!(expected > 0);
+    let query = "sum(max_over_time(monitoring_api_requests_total{job=\"beluga-agent\",instance=\"sim-7\"}[5m]))";
+    let stored = prom::poll("the pushed totals", Duration::from_secs(30), || {
+        let result = prometheus.query(query);
+        result
+            .first()
+            .map(prom::value_of)
+            .filter(|v| *v as u64 == expected)
+    });
+    assert_eq!(stored as u64, expected);
+
+    let missing = run(&["--exporter", "remote-write", "--duration", "1s", "--quiet"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--remote-write-url"));
+}
