@@ -16,12 +16,13 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-pushgateway 
         prometheus prometheus-pushgateway >/dev/null
 fi
 
-# A Python venv with opentelemetry-proto: an OTLP decoder we do not control.
+# A Python venv with opentelemetry-proto (an OTLP decoder we do not control),
+# grpcio and grpcio-status (a real OTLP/gRPC receiver, RetryInfo details).
 venv="$PWD/.venv"
-if ! "$venv/bin/python" -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' >/dev/null 2>&1; then
-    say "creating $venv with opentelemetry-proto"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q opentelemetry-proto
+if ! "$venv/bin/python" -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc, grpc, grpc_status' >/dev/null 2>&1; then
+    say "creating $venv with opentelemetry-proto, grpcio and grpcio-status"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q opentelemetry-proto grpcio grpcio-status
 fi
 export BELUGA_OTLP_PYTHON="$venv/bin/python"
 

@@ -23,6 +23,53 @@ pub enum Temporality {
     Delta,
 }
 
+/// The OTLP transport, as `OTEL_EXPORTER_OTLP_PROTOCOL` names it.
+///
+/// ```
+/// use beluga_exporter_otlp::Protocol;
+/// assert_ne!(Protocol::Grpc, Protocol::HttpProtobuf);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `http/protobuf`: `POST {endpoint}/v1/metrics` with a protobuf body
+    /// (the default; port 4318).
+    HttpProtobuf,
+    /// `grpc`: the `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`
+    /// call over HTTP/2 (port 4317).
+    Grpc,
+}
+
+/// `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`:
+/// `Ok(None)` when unset, an error for `http/json` (not supported) or
+/// anything else unknown.
+pub(crate) fn protocol_from_env(env: EnvSource<'_>) -> Result<Option<Protocol>, String> {
+    for key in [
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        let Some(value) = env(key).filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        return match value.trim() {
+            "grpc" => Ok(Some(Protocol::Grpc)),
+            "http/protobuf" => Ok(Some(Protocol::HttpProtobuf)),
+            other => Err(format!(
+                "{key}={other:?}: expected grpc or http/protobuf (http/json is not supported)"
+            )),
+        };
+    }
+    Ok(None)
+}
+
+/// The gRPC endpoint from `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` or
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (both as is), else the default.
+pub(crate) fn grpc_endpoint_from_env(env: EnvSource<'_>) -> String {
+    env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .filter(|s| !s.is_empty())
+        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "http://localhost:4317".to_string())
+}
+
 /// How histograms are sent, as OpenTelemetry SDKs name the choice
 /// (`OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`).
 ///
@@ -197,6 +244,24 @@ mod tests {
                 ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:1/custom")
             ])),
             "http://m:1/custom"
+        );
+    }
+
+    #[test]
+    fn protocols() {
+        assert_eq!(protocol_from_env(&env(&[])), Ok(None));
+        assert_eq!(
+            protocol_from_env(&env(&[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")
+            ])),
+            Ok(Some(Protocol::Grpc))
+        );
+        assert!(protocol_from_env(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).is_err());
+        assert_eq!(grpc_endpoint_from_env(&env(&[])), "http://localhost:4317");
+        assert_eq!(
+            grpc_endpoint_from_env(&env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")])),
+            "http://c:4317"
         );
     }
 

@@ -1,8 +1,9 @@
 //! # beluga-exporter-otlp
 //!
 //! Pushes a [`beluga_metrics::Registry`] to any OpenTelemetry collector over
-//! OTLP/HTTP with protobuf bodies (`POST {endpoint}/v1/metrics`), using the
-//! official wire types from the `opentelemetry-proto` crate. The collector
+//! OTLP/HTTP with protobuf bodies (`POST {endpoint}/v1/metrics`) or over
+//! OTLP/gRPC ([`Protocol::Grpc`], tonic), using the official wire types from
+//! the `opentelemetry-proto` crate. The collector
 //! then fans out to Mimir, Thanos, Datadog or anything else, and the
 //! instrumentation code does not change.
 //!
@@ -56,7 +57,8 @@
 //!
 //! | setting | builder | environment | default |
 //! |---|---|---|---|
-//! | URL | `endpoint` (base, `/v1/metrics` added) or `metrics_endpoint` (as is) | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (as is), `OTEL_EXPORTER_OTLP_ENDPOINT` (base) | `http://localhost:4318/v1/metrics` |
+//! | protocol | `protocol` | `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, `grpc`; others fail `spawn`) | `http/protobuf` |
+//! | URL | `endpoint` (base, `/v1/metrics` added for HTTP; as is for gRPC, default `http://localhost:4317`) or `metrics_endpoint` (as is) | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (as is), `OTEL_EXPORTER_OTLP_ENDPOINT` (base) | `http://localhost:4318/v1/metrics` |
 //! | headers | `header` | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_METRICS_HEADERS` | none |
 //! | request timeout | `timeout` | `OTEL_EXPORTER_OTLP_TIMEOUT`, `..._METRICS_TIMEOUT` (ms) | 10 s |
 //! | compression | `compression` | `OTEL_EXPORTER_OTLP_COMPRESSION`, `..._METRICS_COMPRESSION` | none |
@@ -73,7 +75,11 @@
 //! Retries back off exponentially with jitter on 429, 502, 503, 504,
 //! connection errors and timeouts, waiting `Retry-After` when the collector
 //! gives one, for at most the export interval; other statuses are not
-//! retried. Failures go to the [`on_error`](OtlpExporterBuilder::on_error)
+//! retried. Over gRPC the same loop retries `CANCELLED`,
+//! `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE`, `UNAVAILABLE`,
+//! `DATA_LOSS`, and `RESOURCE_EXHAUSTED` only when it carries a
+//! `google.rpc.RetryInfo` (whose delay is honoured), as the OTLP
+//! specification says; other codes are [`ExportError::RejectedGrpc`]. Failures go to the [`on_error`](OtlpExporterBuilder::on_error)
 //! callback and to self-metrics in the exported registry:
 //! `beluga_otlp_exports_total{outcome}`, `beluga_otlp_last_success_timestamp_seconds`,
 //! `beluga_otlp_rejected_data_points_total`. Nothing panics and nothing is logged.
@@ -83,6 +89,7 @@
 
 mod config;
 mod convert;
+mod grpc;
 mod transport;
 
 use std::fmt;
@@ -93,12 +100,10 @@ use beluga_http_client::http::header::HeaderName;
 use beluga_http_client::{ClientConfig, Endpoint, HttpClient, RetryPolicy};
 use beluga_metrics::{Counter, Family, Gauge, Opts, Registry, RegistryError, Unit};
 use beluga_monitor::Monitor;
-use bytes::Bytes;
-use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-pub use config::{Compression, HistogramAggregation, Temporality};
+pub use config::{Compression, HistogramAggregation, Protocol, Temporality};
 
 /// Why an export (or the exporter's start) failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +127,14 @@ pub enum ExportError {
         /// HTTP status.
         status: u16,
         /// The start of the response body.
+        message: String,
+    },
+    /// The collector refused the gRPC call with a non-retryable code
+    /// (`RESOURCE_EXHAUSTED` counts as one unless it came with `RetryInfo`).
+    RejectedGrpc {
+        /// The gRPC status code's name (`InvalidArgument`, ...).
+        code: String,
+        /// The start of the status message.
         message: String,
     },
     /// The collector accepted the request but rejected some data points.
@@ -160,6 +173,10 @@ impl fmt::Display for ExportError {
                 "OTLP collector refused the export ({status}): {message}; check the endpoint path \
                  and headers"
             ),
+            ExportError::RejectedGrpc { code, message } => write!(
+                f,
+                "OTLP collector refused the gRPC export ({code}): {message}; not retried"
+            ),
             ExportError::PartialSuccess {
                 rejected_data_points,
                 message,
@@ -193,6 +210,7 @@ pub struct OtlpExporterBuilder {
     service_name: Option<String>,
     resource: Vec<(String, String)>,
     temporality: Option<Temporality>,
+    protocol: Option<Protocol>,
     histograms: Option<HistogramAggregation>,
     histograms_by_name: Vec<(String, HistogramAggregation)>,
     exponential_copies: Vec<(String, String, HistogramAggregation)>,
@@ -336,6 +354,25 @@ impl OtlpExporterBuilder {
         self
     }
 
+    /// OTLP over HTTP with protobuf bodies (the default) or over gRPC; wins
+    /// over `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` and
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, `grpc`).
+    ///
+    /// With gRPC the endpoint is used as given (default
+    /// `http://localhost:4317`), without `/v1/metrics`.
+    ///
+    /// ```
+    /// use beluga_exporter_otlp::{OtlpExporter, Protocol};
+    /// let builder = OtlpExporter::builder()
+    ///     .protocol(Protocol::Grpc)
+    ///     .endpoint("http://127.0.0.1:4317");
+    /// # let _ = builder;
+    /// ```
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
     /// Cumulative (default) or delta temporality for sums and histograms.
     pub fn temporality(mut self, temporality: Temporality) -> Self {
         self.temporality = Some(temporality);
@@ -363,10 +400,20 @@ impl OtlpExporterBuilder {
 
     fn spawn_with_env(self, env: config::EnvSource<'_>) -> Result<OtlpExporter, ExportError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExportError::NoRuntime)?;
-        let url = match (&self.metrics_endpoint, &self.endpoint) {
-            (Some(url), _) => url.clone(),
-            (None, Some(base)) => format!("{}/v1/metrics", base.trim_end_matches('/')),
-            (None, None) => config::endpoint_from_env(env),
+        let protocol = match self.protocol {
+            Some(protocol) => protocol,
+            None => config::protocol_from_env(env)
+                .map_err(ExportError::InvalidConfig)?
+                .unwrap_or(Protocol::HttpProtobuf),
+        };
+        let url = match (&self.metrics_endpoint, &self.endpoint, protocol) {
+            (Some(url), _, _) => url.clone(),
+            (None, Some(base), Protocol::Grpc) => base.clone(),
+            (None, Some(base), Protocol::HttpProtobuf) => {
+                format!("{}/v1/metrics", base.trim_end_matches('/'))
+            }
+            (None, None, Protocol::Grpc) => config::grpc_endpoint_from_env(env),
+            (None, None, Protocol::HttpProtobuf) => config::endpoint_from_env(env),
         };
         let endpoint = Endpoint::parse(&url).map_err(|why| {
             ExportError::InvalidConfig(format!("{}: {why}", Endpoint::redact(&url)))
@@ -479,12 +526,21 @@ impl OtlpExporterBuilder {
                         .collect(),
                 },
             ),
-            transport: transport::Transport {
-                client: HttpClient::new(ClientConfig::default().request_timeout(timeout)),
-                endpoint,
-                headers,
-                gzip: compression == Compression::Gzip,
-                retry: RetryPolicy::new(initial, max),
+            transport: match protocol {
+                Protocol::HttpProtobuf => transport::Transport::Http(transport::HttpTransport {
+                    client: HttpClient::new(ClientConfig::default().request_timeout(timeout)),
+                    endpoint,
+                    headers,
+                    gzip: compression == Compression::Gzip,
+                    retry: RetryPolicy::new(initial, max),
+                }),
+                Protocol::Grpc => transport::Transport::Grpc(grpc_transport(
+                    &url,
+                    &headers,
+                    compression,
+                    timeout,
+                    RetryPolicy::new(initial, max),
+                )?),
             },
             retry_budget: interval,
             metrics,
@@ -499,6 +555,48 @@ impl OtlpExporterBuilder {
             service_name,
         })
     }
+}
+
+/// The OTLP/gRPC client for `url`: a lazily connecting tonic channel (the
+/// first export connects; a collector down at start is retried like any
+/// other failure), user headers as sensitive metadata, gzip if asked.
+fn grpc_transport(
+    url: &str,
+    headers: &[(HeaderName, beluga_http_client::http::HeaderValue)],
+    compression: Compression,
+    timeout: Duration,
+    retry: RetryPolicy,
+) -> Result<grpc::GrpcTransport, ExportError> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+    let invalid =
+        |why: String| ExportError::InvalidConfig(format!("{}: {why}", Endpoint::redact(url)));
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| invalid(e.to_string()))?
+        .connect_timeout(timeout)
+        .connect_lazy();
+    let mut client = MetricsServiceClient::new(channel)
+        // A collector's answers are small; never buffer a hostile one.
+        .max_decoding_message_size(64 * 1024);
+    if compression == Compression::Gzip {
+        client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    }
+    let mut metadata = MetadataMap::new();
+    for (name, value) in headers {
+        let key = MetadataKey::from_bytes(name.as_str().as_bytes()).map_err(|_| {
+            ExportError::InvalidConfig(format!("header {name:?}: not a gRPC metadata key"))
+        })?;
+        let mut value = MetadataValue::try_from(value.as_bytes())
+            .map_err(|_| ExportError::InvalidConfig(format!("header {name:?}: invalid value")))?;
+        value.set_sensitive(true);
+        metadata.insert(key, value);
+    }
+    Ok(grpc::GrpcTransport {
+        client,
+        metadata,
+        timeout,
+        retry,
+    })
 }
 
 /// The exporter's self-metric counting exports by `outcome` (exposed as
@@ -598,16 +696,7 @@ impl Worker {
 
     async fn export(&mut self, deadline: Instant) -> Result<(), ExportError> {
         let batch = self.converter.collect(&self.registry);
-        let mut body = batch.request.encode_to_vec();
-        if self.transport.gzip {
-            use std::io::Write;
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            body = gz
-                .write_all(&body)
-                .and_then(|()| gz.finish())
-                .map_err(|e| ExportError::InvalidConfig(format!("gzip: {e}")))?;
-        }
-        match self.transport.send(Bytes::from(body), deadline).await {
+        match self.transport.send(&batch.request, deadline).await {
             Ok(delivered) => {
                 self.converter.commit(batch);
                 let _ = self.metrics.exports.with(&["success"], Counter::inc);

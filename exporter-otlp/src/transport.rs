@@ -1,3 +1,6 @@
+//! How an export travels: OTLP/HTTP with protobuf bodies (here) or OTLP/gRPC
+//! (`grpc.rs`), chosen by the builder or `OTEL_EXPORTER_OTLP_*PROTOCOL`.
+//!
 //! One OTLP/HTTP export, retried as the OTLP specification says: with
 //! exponential backoff and jitter on 429, 502, 503, 504, connection errors and
 //! timeouts, honouring `Retry-After`, never on other statuses, never past
@@ -11,13 +14,36 @@ use beluga_http_client::http::StatusCode;
 use beluga_http_client::{retry_after, Endpoint, HttpClient, Outcome, RetryError, RetryPolicy};
 use bytes::Bytes;
 use http_body_util::Full;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use prost::Message;
 use tokio::time::Instant;
 
 use crate::ExportError;
 
-pub(crate) struct Transport {
+/// The export's way to the collector.
+pub(crate) enum Transport {
+    Http(HttpTransport),
+    Grpc(crate::grpc::GrpcTransport),
+}
+
+impl Transport {
+    /// Delivers `request`, retrying until it is delivered, refused, or
+    /// `deadline` passes.
+    pub(crate) async fn send(
+        &self,
+        request: &ExportMetricsServiceRequest,
+        deadline: Instant,
+    ) -> Result<Delivered, ExportError> {
+        match self {
+            Transport::Http(http) => http.send(request, deadline).await,
+            Transport::Grpc(grpc) => grpc.send(request, deadline).await,
+        }
+    }
+}
+
+pub(crate) struct HttpTransport {
     pub(crate) client: HttpClient,
     pub(crate) endpoint: Endpoint,
     /// User headers; values marked sensitive (they often carry API keys).
@@ -32,14 +58,24 @@ pub(crate) struct Delivered {
     pub(crate) message: String,
 }
 
-impl Transport {
-    /// Sends `body` (already protobuf-encoded and, if configured, gzipped)
-    /// until it is delivered, refused, or `deadline` passes.
-    pub(crate) async fn send(
+impl HttpTransport {
+    /// Encodes `request` (gzipped if configured) and sends it until it is
+    /// delivered, refused, or `deadline` passes.
+    async fn send(
         &self,
-        body: Bytes,
+        request: &ExportMetricsServiceRequest,
         deadline: Instant,
     ) -> Result<Delivered, ExportError> {
+        let mut body = request.encode_to_vec();
+        if self.gzip {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            body = gz
+                .write_all(&body)
+                .and_then(|()| gz.finish())
+                .map_err(|e| ExportError::InvalidConfig(format!("gzip: {e}")))?;
+        }
+        let body = Bytes::from(body);
         let result = self
             .retry
             .run(Some(deadline), |left| self.attempt(body.clone(), left))

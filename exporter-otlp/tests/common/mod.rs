@@ -149,3 +149,73 @@ pub fn attribute(point: &Value, key: &str) -> Option<String> {
         .find(|a| a["key"] == key)
         .and_then(|a| a["value"]["string_value"].as_str().map(str::to_string))
 }
+
+/// The Python OTLP/gRPC receiver (grpcio + opentelemetry-proto) as a test
+/// fixture; requests land in the same JSON-lines form as [`Receiver`]'s,
+/// with the call's metadata under `metadata`.
+pub struct GrpcReceiver {
+    pub port: u16,
+    out: PathBuf,
+    child: Child,
+}
+
+impl GrpcReceiver {
+    pub fn start(script: &str) -> GrpcReceiver {
+        GrpcReceiver::start_on(free_port(), script)
+    }
+
+    pub fn start_on(port: u16, script: &str) -> GrpcReceiver {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let python = std::env::var("BELUGA_OTLP_PYTHON").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_string()
+        });
+        let out = std::env::temp_dir().join(format!(
+            "beluga-otlp-grpc-{}-{}.jsonl",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&out);
+        let child = Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../exporter-otlp/tests/otlp_grpc_receiver.py"
+            ))
+            .args(["--port", &port.to_string(), "--out", out.to_str().unwrap(), "--script", script])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("cannot start the Python OTLP/gRPC receiver (run scripts/test.sh: it installs grpcio)");
+        let receiver = GrpcReceiver { port, out, child };
+        poll(
+            "the OTLP/gRPC receiver to listen",
+            Duration::from_secs(20),
+            || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()),
+        );
+        receiver
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<Value> {
+        poll(&format!("{n} OTLP/gRPC request(s)"), limit, || {
+            Some(self.requests()).filter(|r| r.len() >= n)
+        })
+    }
+}
+
+impl Drop for GrpcReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.out);
+    }
+}

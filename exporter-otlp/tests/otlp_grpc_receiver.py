@@ -1,0 +1,83 @@
+"""A small OTLP/gRPC metrics receiver for the tests (grpcio + the PyPI
+`opentelemetry-proto` package: decoding we do not control).
+
+Every Export call is appended as one JSON line to --out (its metadata, the
+request decoded, the scripted answer); answers follow --script, then OK:
+
+    --script "unavailable,ok"          UNAVAILABLE, then OK
+    --script "exhausted"               RESOURCE_EXHAUSTED without RetryInfo
+    --script "exhausted_retry:1"       RESOURCE_EXHAUSTED with RetryInfo (1 s)
+    --script "invalid"                 INVALID_ARGUMENT
+    --script "hang"                    never answer the first call
+    --script "partial:3"               OK with partial_success rejecting 3 points
+
+The server listens on --port once it prints nothing else: the tests poll the
+port.
+"""
+
+import argparse
+import json
+import threading
+import time
+from concurrent import futures
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.json_format import MessageToDict
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--out", required=True)
+parser.add_argument("--script", default="")
+args = parser.parse_args()
+
+script = [step for step in args.script.split(",") if step]
+lock = threading.Lock()
+
+
+class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def Export(self, request, context):
+        with lock:
+            step = script.pop(0) if script else "ok"
+        name, _, arg = step.partition(":")
+        record = {
+            "metadata": {k: v for k, v in context.invocation_metadata()},
+            "answer": name,
+            "received_at": time.time(),
+            "request": MessageToDict(request, preserving_proto_field_name=True),
+        }
+        with lock, open(args.out, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        if name == "hang":
+            time.sleep(3600)
+        if name == "unavailable":
+            context.abort(grpc.StatusCode.UNAVAILABLE, "scripted: unavailable")
+        if name == "invalid":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "scripted: invalid argument")
+        if name == "exhausted":
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "scripted: exhausted, no RetryInfo")
+        if name == "exhausted_retry":
+            info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(arg)))
+            detail = any_pb2.Any()
+            detail.Pack(info)
+            status = status_pb2.Status(
+                code=code_pb2.RESOURCE_EXHAUSTED,
+                message="scripted: exhausted, retry later",
+                details=[detail],
+            )
+            context.abort_with_status(rpc_status.to_status(status))
+        response = metrics_service_pb2.ExportMetricsServiceResponse()
+        if name == "partial":
+            response.partial_success.rejected_data_points = int(arg)
+            response.partial_success.error_message = "test rejects some points"
+        return response
+
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+server.add_insecure_port(f"127.0.0.1:{args.port}")
+server.start()
+server.wait_for_termination()
