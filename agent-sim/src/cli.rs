@@ -138,6 +138,16 @@ pub(crate) struct Args {
     #[arg(long, value_parser = parse_duration)]
     pub otlp_interval: Option<Duration>,
 
+    /// OTLP transport: http (protobuf, port 4318) or grpc (port 4317)
+    /// (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http).
+    #[arg(long, value_parser = ["http", "grpc"])]
+    pub otlp_protocol: Option<String>,
+
+    /// OTLP temporality: cumulative or delta (default:
+    /// OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative).
+    #[arg(long, value_parser = ["cumulative", "delta"])]
+    pub otlp_temporality: Option<String>,
+
     /// Remote-write receiver for `--exporter remote-write`
     /// (Prometheus: http://HOST:9090/api/v1/write, with --web.enable-remote-write-receiver).
     #[arg(long)]
@@ -176,6 +186,8 @@ impl Args {
             listen: self.listen.clone(),
             otlp_endpoint: self.otlp_endpoint.clone(),
             otlp_interval: self.otlp_interval,
+            otlp_grpc: self.otlp_protocol.as_deref().map(|p| p == "grpc"),
+            otlp_delta: self.otlp_temporality.as_deref().map(|t| t == "delta"),
             remote_write_url: self.remote_write_url.clone(),
             remote_write_interval: self.remote_write_interval,
             instance: self.instance.clone().unwrap_or_else(|| {

@@ -41,6 +41,12 @@ pub(crate) struct Settings {
     pub otlp_endpoint: Option<String>,
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub otlp_interval: Option<Duration>,
+    /// `Some(true)`: gRPC; `Some(false)`: HTTP; `None`: the environment's.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub otlp_grpc: Option<bool>,
+    /// `Some(true)`: delta; `Some(false)`: cumulative; `None`: the environment's.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub otlp_delta: Option<bool>,
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub remote_write_url: Option<String>,
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
@@ -101,6 +107,20 @@ impl Running {
                 }
                 if let Some(interval) = settings.otlp_interval {
                     builder = builder.interval(interval);
+                }
+                if let Some(grpc) = settings.otlp_grpc {
+                    builder = builder.protocol(if grpc {
+                        beluga_exporter_otlp::Protocol::Grpc
+                    } else {
+                        beluga_exporter_otlp::Protocol::HttpProtobuf
+                    });
+                }
+                if let Some(delta) = settings.otlp_delta {
+                    builder = builder.temporality(if delta {
+                        beluga_exporter_otlp::Temporality::Delta
+                    } else {
+                        beluga_exporter_otlp::Temporality::Cumulative
+                    });
                 }
                 builder
                     .spawn()

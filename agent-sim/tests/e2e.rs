@@ -677,3 +677,53 @@ fn remote_write_delivers_agent_sim_totals() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--remote-write-url"));
 }
+
+/// agent-sim over OTLP/gRPC with delta temporality: the deltas the receiver
+/// got add up to the report's totals.
+#[cfg(feature = "otlp")]
+#[test]
+fn grpc_and_delta_deliver_agent_sim_totals() {
+    let receiver = otlp::GrpcReceiver::start("");
+    let output = run(&[
+        "--exporter",
+        "otlp",
+        "--otlp-protocol",
+        "grpc",
+        "--otlp-temporality",
+        "delta",
+        "--otlp-endpoint",
+        &receiver.endpoint(),
+        "--otlp-interval",
+        "1s",
+        "--agents",
+        "2",
+        "--rate",
+        "40",
+        "--duration",
+        "3s",
+        "--report",
+        "json",
+        "--quiet",
+    ]);
+    let report = report(&output);
+    let requests = receiver.requests();
+    assert!(requests.len() >= 2, "periodic exports plus the final one");
+    let mut delivered = 0u64;
+    for request in &requests {
+        let requests_metric = otlp::metric(request, "monitoring_api_requests");
+        if requests_metric.is_null() {
+            continue;
+        }
+        assert_eq!(
+            requests_metric["sum"]["aggregation_temporality"],
+            "AGGREGATION_TEMPORALITY_DELTA"
+        );
+        delivered += requests_metric["sum"]["data_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| otlp::int(&p["as_int"]))
+            .sum::<u64>();
+    }
+    assert_eq!(delivered, report["api_requests"].as_u64().unwrap());
+}

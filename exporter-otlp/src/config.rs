@@ -61,6 +61,29 @@ pub(crate) fn protocol_from_env(env: EnvSource<'_>) -> Result<Option<Protocol>, 
     Ok(None)
 }
 
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`: `Ok(None)` when
+/// unset; `lowmemory` is delta for the synchronous counters and histograms
+/// beluga has (and cumulative only for up-down counters, which it has not).
+pub(crate) fn temporality_from_env(env: EnvSource<'_>) -> Result<Option<Temporality>, String> {
+    const KEY: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+    let Some(value) = env(KEY).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "cumulative" => Ok(Some(Temporality::Cumulative)),
+        "delta" | "lowmemory" => Ok(Some(Temporality::Delta)),
+        other => Err(format!(
+            "{KEY}={other:?}: expected cumulative, delta or lowmemory"
+        )),
+    }
+}
+
+/// `OTEL_SDK_DISABLED=true` (case-insensitive): the OpenTelemetry switch
+/// that turns exporting off without a rebuild.
+pub(crate) fn sdk_disabled(env: EnvSource<'_>) -> bool {
+    env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// The gRPC endpoint from `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` or
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` (both as is), else the default.
 pub(crate) fn grpc_endpoint_from_env(env: EnvSource<'_>) -> String {
@@ -245,6 +268,28 @@ mod tests {
             ])),
             "http://m:1/custom"
         );
+    }
+
+    #[test]
+    fn temporality_and_disabled() {
+        let key = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+        assert_eq!(temporality_from_env(&env(&[])), Ok(None));
+        assert_eq!(
+            temporality_from_env(&env(&[(key, "Delta")])),
+            Ok(Some(Temporality::Delta))
+        );
+        assert_eq!(
+            temporality_from_env(&env(&[(key, "lowmemory")])),
+            Ok(Some(Temporality::Delta))
+        );
+        assert_eq!(
+            temporality_from_env(&env(&[(key, "cumulative")])),
+            Ok(Some(Temporality::Cumulative))
+        );
+        assert!(temporality_from_env(&env(&[(key, "sometimes")])).is_err());
+        assert!(sdk_disabled(&env(&[("OTEL_SDK_DISABLED", "TRUE")])));
+        assert!(!sdk_disabled(&env(&[("OTEL_SDK_DISABLED", "false")])));
+        assert!(!sdk_disabled(&env(&[])));
     }
 
     #[test]

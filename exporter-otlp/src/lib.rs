@@ -65,6 +65,9 @@
 //! | interval | `interval` | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 //! | service name | `service_name`, `monitor` | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
 //! | resource | `resource_attribute` | `OTEL_RESOURCE_ATTRIBUTES` | |
+//! | temporality | `temporality` | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (`cumulative`, `delta`, `lowmemory`) | cumulative |
+//! | export timeout | `export_timeout` | `OTEL_METRIC_EXPORT_TIMEOUT` (ms) | 30 s, at most the interval |
+//! | disabled | | `OTEL_SDK_DISABLED=true`: exports succeed and send nothing | off |
 //! | histograms | `histogram_aggregation`, `histogram_aggregation_for` (one instrument), `histogram_exponential_copy` (one instrument in both forms) | `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` (`explicit_bucket_histogram`, `base2_exponential_bucket_histogram`; anything else fails `spawn`) | explicit buckets |
 //!
 //! Only `http://` URLs are supported; put TLS in a local collector.
@@ -210,6 +213,7 @@ pub struct OtlpExporterBuilder {
     service_name: Option<String>,
     resource: Vec<(String, String)>,
     temporality: Option<Temporality>,
+    export_timeout: Option<Duration>,
     protocol: Option<Protocol>,
     histograms: Option<HistogramAggregation>,
     histograms_by_name: Vec<(String, HistogramAggregation)>,
@@ -373,7 +377,19 @@ impl OtlpExporterBuilder {
         self
     }
 
-    /// Cumulative (default) or delta temporality for sums and histograms.
+    /// The longest one export may take, attempts and backoff included
+    /// (default 30 s, or `OTEL_METRIC_EXPORT_TIMEOUT` in ms; never more than
+    /// the interval). Each request is still bounded by
+    /// [`timeout`](Self::timeout).
+    pub fn export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = Some(timeout);
+        self
+    }
+
+    /// Cumulative (default) or delta temporality for sums and histograms;
+    /// wins over `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`
+    /// (`cumulative`, `delta`, `lowmemory`: the last two mean delta here,
+    /// since every beluga sum and histogram is synchronous and monotonic).
     pub fn temporality(mut self, temporality: Temporality) -> Self {
         self.temporality = Some(temporality);
         self
@@ -482,6 +498,18 @@ impl OtlpExporterBuilder {
                 .map(|(k, v)| convert::string_attribute(k, v)),
         );
 
+        let export_timeout = self
+            .export_timeout
+            .or_else(|| config::millis(env, "OTEL_METRIC_EXPORT_TIMEOUT"))
+            .filter(|t| !t.is_zero())
+            .unwrap_or(Duration::from_secs(30));
+        let temporality = match self.temporality {
+            Some(temporality) => temporality,
+            None => config::temporality_from_env(env)
+                .map_err(ExportError::InvalidConfig)?
+                .unwrap_or(Temporality::Cumulative),
+        };
+        let disabled = config::sdk_disabled(env);
         let histograms = match self.histograms {
             Some(aggregation) => aggregation,
             None => config::histogram_aggregation_from_env(env)
@@ -498,7 +526,7 @@ impl OtlpExporterBuilder {
             registry,
             converter: convert::Converter::new(
                 attributes,
-                self.temporality.unwrap_or(Temporality::Cumulative),
+                temporality,
                 convert::Histograms {
                     default: histograms,
                     by_name: self.histograms_by_name.into_iter().collect(),
@@ -542,7 +570,10 @@ impl OtlpExporterBuilder {
                     RetryPolicy::new(initial, max),
                 )?),
             },
-            retry_budget: interval,
+            // One export (attempts and backoff) may take the export
+            // timeout, but never more than the interval: exports never pile up.
+            retry_budget: export_timeout.min(interval),
+            disabled,
             metrics,
             on_error: self.on_error,
         };
@@ -650,6 +681,8 @@ struct Worker {
     converter: convert::Converter,
     transport: transport::Transport,
     retry_budget: Duration,
+    /// `OTEL_SDK_DISABLED=true`: exports succeed without sending anything.
+    disabled: bool,
     metrics: SelfMetrics,
     on_error: Option<ErrorCallback>,
 }
@@ -695,6 +728,9 @@ impl Worker {
     }
 
     async fn export(&mut self, deadline: Instant) -> Result<(), ExportError> {
+        if self.disabled {
+            return Ok(());
+        }
         let batch = self.converter.collect(&self.registry);
         match self.transport.send(&batch.request, deadline).await {
             Ok(delivered) => {

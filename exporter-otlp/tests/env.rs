@@ -251,3 +251,57 @@ fn histogram_aggregation_from_the_environment() {
         "{message}"
     );
 }
+
+#[test]
+fn temporality_export_timeout_and_sdk_disabled_from_the_environment() {
+    let receiver = Receiver::start("");
+    with_env(
+        &[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")],
+        || {
+            flush_once(
+                OtlpExporter::builder()
+                    .registry(&registry())
+                    .endpoint(receiver.endpoint()),
+            );
+        },
+    );
+    let sum = &common::metric(&receiver.requests()[0], "env_test")["sum"];
+    assert_eq!(
+        sum["aggregation_temporality"],
+        "AGGREGATION_TEMPORALITY_DELTA"
+    );
+
+    // Disabled: the export succeeds and sends nothing.
+    let quiet = Receiver::start("");
+    with_env(&[("OTEL_SDK_DISABLED", "true")], || {
+        flush_once(
+            OtlpExporter::builder()
+                .registry(&registry())
+                .endpoint(quiet.endpoint()),
+        );
+    });
+    assert!(quiet.requests().is_empty());
+
+    // A collector that never answers: the export gives up at the export
+    // timeout (300 ms), not at the request timeout (10 s) or the interval.
+    let hanging = Receiver::start("hang,hang,hang,hang");
+    let took = with_env(&[("OTEL_METRIC_EXPORT_TIMEOUT", "300")], || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let exporter = OtlpExporter::builder()
+                .registry(&registry())
+                .endpoint(hanging.endpoint())
+                .interval(Duration::from_secs(60))
+                .spawn()
+                .unwrap();
+            let started = std::time::Instant::now();
+            let result = exporter.force_flush().await;
+            assert!(result.is_err(), "{result:?}");
+            started.elapsed()
+        })
+    });
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
