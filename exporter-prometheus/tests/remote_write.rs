@@ -221,3 +221,61 @@ fn a_refusing_receiver_is_not_retried_and_shutdown_reports_what_is_left() {
         Err(RemoteWriteError::InvalidLabel { .. })
     ));
 }
+
+#[test]
+fn server_errors_and_429_are_retried_and_keep_the_reading_a_400_is_not() {
+    use common::{FakePeer, Misbehaviour};
+    use std::sync::atomic::Ordering::SeqCst;
+    let rt = runtime();
+    // A registry per writer: the self-metric counts per registry.
+    let fresh = || {
+        let registry = Registry::new();
+        registry
+            .counter(Opts::new("rw_retry_total", "x"))
+            .unwrap()
+            .inc();
+        registry
+    };
+    for status in [503u16, 429] {
+        let registry = fresh();
+        let peer = FakePeer::start(Misbehaviour::EndlessBody(status));
+        let writer = rt.block_on(async {
+            RemoteWriteBuilder::new(format!("http://{}/api/v1/write", peer.addr))
+                .registry(&registry)
+                .interval(Duration::from_secs(3600))
+                .retry_backoff(Duration::from_millis(10), Duration::from_millis(40))
+                .spawn()
+                .unwrap()
+        });
+        common::poll(
+            &format!("{status} to be retried"),
+            Duration::from_secs(30),
+            || (peer.connections.load(SeqCst) >= 3).then_some(()),
+        );
+        assert_eq!(
+            (writer.samples_sent(), writer.samples_failed()),
+            (0, 0),
+            "{status}"
+        );
+        assert!(
+            writer.samples_queued() > 0,
+            "{status}: the reading stays queued"
+        );
+        let _ = rt.block_on(writer.shutdown(Duration::from_millis(300)));
+    }
+    let registry = fresh();
+    let peer = FakePeer::start(Misbehaviour::EndlessBody(400));
+    let writer = rt.block_on(async {
+        RemoteWriteBuilder::new(format!("http://{}/api/v1/write", peer.addr))
+            .registry(&registry)
+            .interval(Duration::from_secs(3600))
+            .spawn()
+            .unwrap()
+    });
+    common::poll("the 400 to be counted", Duration::from_secs(30), || {
+        (writer.samples_failed() > 0).then_some(())
+    });
+    assert_eq!(peer.connections.load(SeqCst), 1, "a 400 is not retried");
+    assert_eq!(writer.samples_queued(), 0);
+    let _ = rt.block_on(writer.shutdown(Duration::from_millis(300)));
+}
