@@ -1102,41 +1102,6 @@ fn native_encoding(c: &mut Criterion) {
 
 // ---------------------------------------------------------------- the `metrics` facade
 
-/// Runs `op` `iters` times on each of `threads` threads with `recorder` as
-/// each thread's local `metrics` recorder (set once per thread, outside the
-/// timed loop), like [`contended`].
-fn with_recorder_contended<F>(
-    threads: usize,
-    iters: u64,
-    recorder: &(dyn metrics::Recorder + Sync),
-    op: F,
-) -> std::time::Duration
-where
-    F: Fn(u64) + Sync,
-{
-    let barrier = std::sync::Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let _local = metrics::set_default_local_recorder(recorder);
-                    barrier.wait();
-                    let start = std::time::Instant::now();
-                    for i in 0..iters {
-                        op(i);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("benchmark thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
-}
-
 /// The same `metrics` macro calls through beluga's recorder and through
 /// `metrics-exporter-prometheus`'s, each installed as the thread's local
 /// recorder: no labels, two literal labels, two owned labels (60 label
@@ -1189,7 +1154,16 @@ fn facade(c: &mut Criterion) {
             group.throughput(Throughput::Elements(1));
             for (name, recorder) in recorders {
                 group.bench_function(name, |b| {
-                    b.iter_custom(|iters| with_recorder_contended(threads, iters, recorder, op))
+                    b.iter_custom(|iters| {
+                        // The recorder is each thread's local one, set once
+                        // outside the timed loop.
+                        beluga_benches::contended_with(
+                            threads,
+                            iters,
+                            || metrics::set_default_local_recorder(recorder),
+                            op,
+                        )
+                    })
                 });
             }
             group.finish();

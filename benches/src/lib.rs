@@ -40,11 +40,23 @@ pub fn contended<F>(threads: usize, iters: u64, op: F) -> Duration
 where
     F: Fn(u64) + Sync,
 {
+    contended_with(threads, iters, || (), op)
+}
+
+/// Like [`contended`], with `setup` run once on each thread before the
+/// timed loop and its result held until the loop ends (a thread-local
+/// recorder guard, for instance).
+pub fn contended_with<S, G, F>(threads: usize, iters: u64, setup: S, op: F) -> Duration
+where
+    S: Fn() -> G + Sync,
+    F: Fn(u64) + Sync,
+{
     let barrier = Barrier::new(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
+                    let _held = setup();
                     barrier.wait();
                     let start = Instant::now();
                     for i in 0..iters {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use beluga_http_client::http::header::{self, HeaderValue};
-use beluga_http_client::http::{Method, StatusCode};
+use beluga_http_client::http::Method;
 use beluga_http_client::{
     ClientConfig, Endpoint, EndpointError, HttpClient, Outcome, RetryError, RetryPolicy,
 };
@@ -385,21 +385,13 @@ impl PushGateway {
             Ok(response) => response,
             Err(no_answer) => return no_answer.into(),
         };
-        let status = response.status;
-        if status.is_success() {
-            return Outcome::Done(());
-        }
-        let text = response.body_text(300);
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            Outcome::Retry {
-                why: format!("{status}: {text}"),
-                retry_after: beluga_http_client::retry_after(&response.headers),
-            }
-        } else {
-            Outcome::Fatal(PushError::Rejected {
+        match beluga_http_client::push_outcome(&response) {
+            Outcome::Done(()) => Outcome::Done(()),
+            Outcome::Retry { why, retry_after } => Outcome::Retry { why, retry_after },
+            Outcome::Fatal((status, body)) => Outcome::Fatal(PushError::Rejected {
                 status: status.as_u16(),
-                body: text,
-            })
+                body,
+            }),
         }
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use beluga_http_client::http::header::{self, HeaderValue};
-use beluga_http_client::http::{Method, StatusCode};
+use beluga_http_client::http::Method;
 use beluga_http_client::{
     ClientConfig, Endpoint, EndpointError, HttpClient, Outcome, RetryError, RetryPolicy,
 };
@@ -439,25 +439,12 @@ impl Sender {
         };
         let response = match self.client.send_with_time_left(request, left).await {
             Ok(response) => response,
-            Err(no_answer) => {
-                return Outcome::Retry {
-                    why: no_answer.to_string(),
-                    retry_after: None,
-                }
-            }
+            Err(no_answer) => return no_answer.into(),
         };
-        let status = response.status;
-        if status.is_success() {
-            return Outcome::Done(());
-        }
-        let text = response.body_text(300);
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            Outcome::Retry {
-                why: format!("{status}: {text}"),
-                retry_after: beluga_http_client::retry_after(&response.headers),
-            }
-        } else {
-            Outcome::Fatal(format!("{status}: {text}"))
+        match beluga_http_client::push_outcome(&response) {
+            Outcome::Done(()) => Outcome::Done(()),
+            Outcome::Retry { why, retry_after } => Outcome::Retry { why, retry_after },
+            Outcome::Fatal((status, text)) => Outcome::Fatal(format!("{status}: {text}")),
         }
     }
 }

@@ -42,7 +42,7 @@ mod retry;
 pub use client::{ClientConfig, HttpClient, Response, SendError};
 pub use endpoint::{Endpoint, EndpointError};
 pub use hyper::http;
-pub use retry::{retry_after, Outcome, RetryError, RetryPolicy};
+pub use retry::{push_outcome, retry_after, Outcome, RetryError, RetryPolicy};
 
 /// A header value marked sensitive, so that hyper never indexes it and its
 /// `Debug` prints `Sensitive` instead of the credentials. `None` when the

@@ -37,6 +37,38 @@ impl<T, E> From<crate::SendError> for Outcome<T, E> {
     }
 }
 
+/// How the push protocols (Pushgateway, remote write) read an answer:
+/// success is done; `5xx` and `429` are worth another attempt, after the
+/// `Retry-After` the server gave; any other status is final, with the start
+/// of the body to say why.
+///
+/// ```
+/// use beluga_http_client::{push_outcome, Outcome};
+/// use beluga_http_client::http::StatusCode;
+/// # use beluga_http_client::Response;
+/// # fn answer(status: StatusCode) -> Response {
+/// #     Response { status, headers: Default::default(), body: bytes::Bytes::from_static(b"body"), truncated: false }
+/// # }
+/// assert!(matches!(push_outcome(&answer(StatusCode::NO_CONTENT)), Outcome::Done(())));
+/// assert!(matches!(push_outcome(&answer(StatusCode::TOO_MANY_REQUESTS)), Outcome::Retry { .. }));
+/// assert!(matches!(push_outcome(&answer(StatusCode::BAD_REQUEST)), Outcome::Fatal((StatusCode::BAD_REQUEST, _))));
+/// ```
+pub fn push_outcome(response: &crate::Response) -> Outcome<(), (hyper::http::StatusCode, String)> {
+    let status = response.status;
+    if status.is_success() {
+        return Outcome::Done(());
+    }
+    let text = response.body_text(300);
+    if status.is_server_error() || status == hyper::http::StatusCode::TOO_MANY_REQUESTS {
+        Outcome::Retry {
+            why: format!("{status}: {text}"),
+            retry_after: retry_after(&response.headers),
+        }
+    } else {
+        Outcome::Fatal((status, text))
+    }
+}
+
 /// Why [`RetryPolicy::run`] gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryError<E> {
