@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use beluga_http_client::{Outcome, RetryError, RetryPolicy};
+use beluga_http_client::{Outcome, RetryPolicy};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
@@ -115,13 +115,7 @@ impl GrpcTransport {
             .retry
             .run(Some(deadline), |left| self.attempt(request, left))
             .await;
-        result.map_err(|error| match error {
-            RetryError::Fatal { error, .. } => error,
-            RetryError::GaveUp { attempts, last } => ExportError::Unreachable { attempts, last },
-            RetryError::DeadlineExceeded { attempts, .. } => {
-                ExportError::DeadlineExceeded { attempts }
-            }
-        })
+        result.map_err(crate::transport::export_error)
     }
 
     async fn attempt(

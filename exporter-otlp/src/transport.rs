@@ -52,6 +52,15 @@ pub(crate) struct HttpTransport {
     pub(crate) retry: RetryPolicy,
 }
 
+/// What the retry loop's verdict means for an export, over either transport.
+pub(crate) fn export_error(error: RetryError<ExportError>) -> ExportError {
+    match error {
+        RetryError::Fatal { error, .. } => error,
+        RetryError::GaveUp { attempts, last } => ExportError::Unreachable { attempts, last },
+        RetryError::DeadlineExceeded { attempts, .. } => ExportError::DeadlineExceeded { attempts },
+    }
+}
+
 /// What the collector said about a delivered request.
 pub(crate) struct Delivered {
     pub(crate) rejected_data_points: i64,
@@ -80,13 +89,7 @@ impl HttpTransport {
             .retry
             .run(Some(deadline), |left| self.attempt(body.clone(), left))
             .await;
-        result.map_err(|error| match error {
-            RetryError::Fatal { error, .. } => error,
-            RetryError::GaveUp { attempts, last } => ExportError::Unreachable { attempts, last },
-            RetryError::DeadlineExceeded { attempts, .. } => {
-                ExportError::DeadlineExceeded { attempts }
-            }
-        })
+        result.map_err(export_error)
     }
 
     async fn attempt(
