@@ -49,7 +49,9 @@
 //!   next one and nothing is lost. With [`Temporality::Delta`], each point
 //!   holds the change since the last *successful* export, so undelivered
 //!   changes ride along with the next attempt (the state kept is one value
-//!   per live series).
+//!   per live series). Deltas are delivered at least once: an export the
+//!   collector processed but answered after the exporter's deadline (or one
+//!   abandoned at shutdown while in flight) is counted again by the next.
 //!
 //! ## Configuration
 //!
