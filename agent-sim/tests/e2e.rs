@@ -47,19 +47,38 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// Every PromQL expression in the Grafana dashboard.
-fn dashboard_queries() -> Vec<String> {
+/// Every target (query) of the Grafana dashboard's panels.
+fn dashboard_targets() -> Vec<Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/grafana/dashboards/beluga-agent.json"
     );
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(dashboard["templating"]["list"][0]["name"], "instance");
     dashboard["panels"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|p| p["targets"].as_array().unwrap().iter())
-        .map(|t| all_instances(t["expr"].as_str().unwrap()))
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().cloned())
+        .collect()
+}
+
+/// Every PromQL expression in the Grafana dashboard, as written (with the
+/// `$instance` variable), each checked to use it.
+fn dashboard_queries_raw() -> Vec<String> {
+    dashboard_targets()
+        .iter()
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .inspect(|q| assert!(q.contains("$instance"), "{q} ignores the instance variable"))
+        .collect()
+}
+
+/// Every PromQL expression in the Grafana dashboard, as Grafana runs it with
+/// the `instance` variable at "All".
+fn dashboard_queries() -> Vec<String> {
+    dashboard_queries_raw()
+        .iter()
+        .map(|q| all_instances(q))
         .collect()
 }
 
@@ -71,16 +90,8 @@ fn all_instances(expr: &str) -> String {
 
 /// The queries of dashboard targets that ask Grafana for exemplars.
 fn dashboard_exemplar_queries() -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/grafana/dashboards/beluga-agent.json"
-    );
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    dashboard["panels"]
-        .as_array()
-        .unwrap()
+    dashboard_targets()
         .iter()
-        .flat_map(|p| p["targets"].as_array().unwrap().iter())
         .filter(|t| t["exemplar"] == true)
         .map(|t| all_instances(t["expr"].as_str().unwrap()))
         .collect()
@@ -613,24 +624,6 @@ fn a_fleet_of_four_is_scraped_through_file_discovery_and_adds_up() {
         assert_eq!(per_instance.len(), 1, "{request_rate}: {json}");
         assert!(prom::value_of(&per_instance[0]) > 0.0);
     }
-}
-
-/// The dashboard's queries with the `$instance` variable left in.
-fn dashboard_queries_raw() -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/grafana/dashboards/beluga-agent.json"
-    );
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(dashboard["templating"]["list"][0]["name"], "instance");
-    dashboard["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["targets"].as_array().unwrap().iter())
-        .map(|t| t["expr"].as_str().unwrap().to_string())
-        .inspect(|q| assert!(q.contains("$instance"), "{q} ignores the instance variable"))
-        .collect()
 }
 
 /// agent-sim pushing by remote write: what Prometheus stores under the

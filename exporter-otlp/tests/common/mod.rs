@@ -16,6 +16,22 @@ use serde_json::Value;
 pub mod shared;
 pub use shared::{free_port, poll};
 
+/// The JSON lines a Python receiver appended to `out`, in order.
+fn read_records(out: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Polls until `out` holds at least `n` records.
+fn wait_for_records(out: &std::path::Path, n: usize, limit: Duration) -> Vec<Value> {
+    poll(&format!("{n} OTLP request(s)"), limit, || {
+        Some(read_records(out)).filter(|r| r.len() >= n)
+    })
+}
+
 pub struct Receiver {
     pub port: u16,
     out: PathBuf,
@@ -86,18 +102,12 @@ impl Receiver {
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        read_records(&self.out)
     }
 
     /// Waits until at least `n` requests have arrived.
     pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<Value> {
-        poll(&format!("{n} OTLP request(s)"), limit, || {
-            Some(self.requests()).filter(|r| r.len() >= n)
-        })
+        wait_for_records(&self.out, n, limit)
     }
 }
 
@@ -197,18 +207,14 @@ impl GrpcReceiver {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Every call received so far, in order.
     pub fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        read_records(&self.out)
     }
 
+    /// Waits until at least `n` calls have arrived.
     pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<Value> {
-        poll(&format!("{n} OTLP/gRPC request(s)"), limit, || {
-            Some(self.requests()).filter(|r| r.len() >= n)
-        })
+        wait_for_records(&self.out, n, limit)
     }
 }
 
