@@ -97,31 +97,6 @@ fn dashboard_exemplar_queries() -> Vec<String> {
         .collect()
 }
 
-/// What Grafana asks for to draw a panel's exemplars: every exemplar of the
-/// query's series over the last hour.
-fn query_exemplars(prometheus: &prom::Prometheus, query: &str) -> Vec<Value> {
-    let now = unix_now() as u64;
-    let response = prom::get(
-        prometheus.addr,
-        &format!(
-            "/api/v1/query_exemplars?query={}&start={}&end={}",
-            prom::percent_encode(query),
-            now - 3600,
-            now + 60
-        ),
-        &[],
-    );
-    assert_eq!(response.status, 200, "{}", response.text());
-    let json: Value = serde_json::from_slice(&response.body).unwrap();
-    json["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
-        .collect()
-}
-
 /// Peak resident set size of a live process, from /proc.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -221,7 +196,11 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         let llm_panel = dashboard_exemplar_queries();
         assert!(!llm_panel.is_empty(), "a panel asks for exemplars");
         for query in llm_panel {
-            let exemplars = query_exemplars(prometheus, &query);
+            let exemplars: Vec<Value> = prometheus
+                .exemplars(&query)
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect();
             assert!(
                 exemplars.iter().any(|e| e["labels"]["trace_id"]
                     .as_str()
@@ -607,21 +586,8 @@ fn a_fleet_of_four_is_scraped_through_file_discovery_and_adds_up() {
             .replace("[1m]", "[5m]");
         // Evaluated when the processes had just exited (each waited for its
         // last scrape), as a live dashboard would have shown it.
-        let response = prom::get(
-            prometheus.addr,
-            &format!(
-                "/api/v1/query?query={}&time={}",
-                prom::percent_encode(&request_rate),
-                ran_until
-            ),
-            &[],
-        );
-        let json: Value = serde_json::from_slice(&response.body).unwrap();
-        let per_instance = json["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        assert_eq!(per_instance.len(), 1, "{request_rate}: {json}");
+        let per_instance = prometheus.query_at(&request_rate, ran_until);
+        assert_eq!(per_instance.len(), 1, "{request_rate}: {per_instance:?}");
         assert!(prom::value_of(&per_instance[0]) > 0.0);
     }
 }

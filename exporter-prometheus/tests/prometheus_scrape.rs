@@ -236,42 +236,6 @@ fn native_histogram_quantiles_agree_with_the_hdr_quantiles() {
     exporter.shutdown();
 }
 
-/// `/api/v1/query_exemplars` for `query` over the last hour: the exemplars
-/// of every series, as `(series labels, exemplar)` pairs.
-fn exemplars(prometheus: &Prometheus, query: &str) -> Vec<(serde_json::Value, serde_json::Value)> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let response = common::get(
-        prometheus.addr,
-        &format!(
-            "/api/v1/query_exemplars?query={}&start={}&end={}",
-            common::percent_encode(query),
-            now - 3600,
-            now + 60
-        ),
-        &[],
-    );
-    assert_eq!(response.status, 200, "{}", response.text());
-    let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
-    json["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|series| {
-            let labels = series["seriesLabels"].clone();
-            series["exemplars"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |e| (labels.clone(), e))
-        })
-        .collect()
-}
-
 #[test]
 fn exemplars_reach_prometheus_in_openmetrics_and_protobuf() {
     use beluga_metrics::Exemplar;
@@ -315,8 +279,8 @@ fn exemplars_reach_prometheus_in_openmetrics_and_protobuf() {
             &format!("{format}: exemplars in Prometheus"),
             Duration::from_secs(60),
             || {
-                let latency = exemplars(prometheus, bucket_query);
-                let errors = exemplars(prometheus, "llm_errors_total");
+                let latency = prometheus.exemplars(bucket_query);
+                let errors = prometheus.exemplars("llm_errors_total");
                 (!latency.is_empty() && !errors.is_empty()).then_some((latency, errors))
             },
         );

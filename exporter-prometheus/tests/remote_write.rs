@@ -32,21 +32,6 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// An instant query evaluated at `time` (Unix seconds).
-fn total_at(prometheus: &Prometheus, expr: &str, time: f64) -> Option<f64> {
-    let response = common::get(
-        prometheus.addr,
-        &format!(
-            "/api/v1/query?query={}&time={time}",
-            common::percent_encode(expr)
-        ),
-        &[],
-    );
-    assert_eq!(response.status, 200, "{}", response.text());
-    let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
-    json["data"]["result"].as_array()?.first().map(value_of)
-}
-
 fn wait_total(prometheus: &Prometheus, expr: &str, want: f64) {
     common::poll(
         &format!("{expr} == {want}"),
@@ -108,7 +93,10 @@ fn totals_survive_a_receiver_restart() {
     // just the next one: at a moment before the restart, Prometheus now has
     // the totals recorded after the stop.
     assert_eq!(
-        total_at(&prometheus, "sum(rw_requests_total)", while_down),
+        prometheus
+            .query_at("sum(rw_requests_total)", while_down)
+            .first()
+            .map(value_of),
         Some(157.0)
     );
     wait_total(&prometheus, "rw_latency_seconds_count", 2.0);

@@ -16,6 +16,46 @@ use serde_json::Value;
 pub mod shared;
 pub use shared::{free_port, poll};
 
+/// Starts `exporter-otlp/tests/<receiver>` (a Python receiver decoding with
+/// the PyPI `opentelemetry-proto` package) on `port`, recording into a
+/// fresh JSON-lines file.
+fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, Child) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let python = std::env::var("BELUGA_OTLP_PYTHON").unwrap_or_else(|_| {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+        assert!(
+            std::path::Path::new(venv).exists(),
+            "no Python with opentelemetry-proto and grpcio: run scripts/test.sh, which creates .venv"
+        );
+        venv.to_string()
+    });
+    let out = std::env::temp_dir().join(format!(
+        "beluga-otlp-{}-{}.jsonl",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&out);
+    // Relative to the workspace, so other crates' tests can include this module.
+    let path = format!(
+        "{}/../exporter-otlp/tests/{receiver}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let child = Command::new(python)
+        .arg(path)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--out",
+            out.to_str().unwrap(),
+            "--script",
+            script,
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the Python receiver {receiver}: {e}"));
+    (out, child)
+}
+
 /// The JSON lines a Python receiver appended to `out`, in order.
 fn read_records(out: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(out)
@@ -44,38 +84,7 @@ impl Receiver {
     }
 
     pub fn start_on(port: u16, script: &str) -> Receiver {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let python = std::env::var("BELUGA_OTLP_PYTHON").unwrap_or_else(|_| {
-            let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
-            assert!(
-                std::path::Path::new(venv).exists(),
-                "no Python with opentelemetry-proto: run scripts/test.sh, which creates .venv"
-            );
-            venv.to_string()
-        });
-        let out = std::env::temp_dir().join(format!(
-            "beluga-otlp-{}-{}.jsonl",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&out);
-        let child = Command::new(python)
-            // Relative to the workspace, so other crates' tests can include this module.
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../exporter-otlp/tests/otlp_receiver.py"
-            ))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--out",
-                out.to_str().unwrap(),
-                "--script",
-                script,
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("cannot start the Python OTLP receiver");
+        let (out, child) = spawn_python("otlp_receiver.py", port, script);
         let receiver = Receiver { port, out, child };
         poll(
             "the OTLP receiver to listen",
@@ -175,25 +184,7 @@ impl GrpcReceiver {
     }
 
     pub fn start_on(port: u16, script: &str) -> GrpcReceiver {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let python = std::env::var("BELUGA_OTLP_PYTHON").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_string()
-        });
-        let out = std::env::temp_dir().join(format!(
-            "beluga-otlp-grpc-{}-{}.jsonl",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&out);
-        let child = Command::new(python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../exporter-otlp/tests/otlp_grpc_receiver.py"
-            ))
-            .args(["--port", &port.to_string(), "--out", out.to_str().unwrap(), "--script", script])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("cannot start the Python OTLP/gRPC receiver (run scripts/test.sh: it installs grpcio)");
+        let (out, child) = spawn_python("otlp_grpc_receiver.py", port, script);
         let receiver = GrpcReceiver { port, out, child };
         poll(
             "the OTLP/gRPC receiver to listen",

@@ -277,6 +277,58 @@ impl Prometheus {
             .unwrap_or_default()
     }
 
+    /// An instant query evaluated at `time` (Unix seconds): `data.result`.
+    pub fn query_at(&self, expr: &str, time: f64) -> Vec<serde_json::Value> {
+        let response = get(
+            self.addr,
+            &format!("/api/v1/query?query={}&time={time}", percent_encode(expr)),
+            &[],
+        );
+        assert_eq!(response.status, 200, "query {expr}: {}", response.text());
+        let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `/api/v1/query_exemplars` for `query` over the last hour (what
+    /// Grafana asks to draw a panel's exemplars): every exemplar of every
+    /// series, as `(series labels, exemplar)` pairs.
+    pub fn exemplars(&self, query: &str) -> Vec<(serde_json::Value, serde_json::Value)> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let response = get(
+            self.addr,
+            &format!(
+                "/api/v1/query_exemplars?query={}&start={}&end={}",
+                percent_encode(query),
+                now - 3600,
+                now + 60
+            ),
+            &[],
+        );
+        assert_eq!(response.status, 200, "{}", response.text());
+        let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        json["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|series| {
+                let labels = series["seriesLabels"].clone();
+                series["exemplars"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |e| (labels.clone(), e))
+            })
+            .collect()
+    }
+
     /// Polls until `expr` returns at least one series.
     pub fn wait_for(&self, expr: &str, limit: Duration) -> Vec<serde_json::Value> {
         poll(
