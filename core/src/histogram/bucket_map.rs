@@ -4,11 +4,14 @@
 //! hard-to-predict branches per record. Every record already computes its
 //! HDR index (see [`layout`](super::layout)), so a family precomputes, for
 //! each of the 2,688 HDR indexes, the first bucket any value with that index
-//! can belong to. Recording then starts from that bucket and steps forward
-//! while the value exceeds the boundary: one table load and, almost always,
-//! a single comparison. The table is exact by construction (the start is
-//! never past the right bucket, and the forward scan is the definition of
-//! `le`), so values on a boundary still count in that boundary's bucket.
+//! can belong to, and whether every value with that index belongs to it
+//! (*settled*: no boundary falls inside the index's range of values).
+//! Recording takes a settled index's bucket with one table load and no
+//! comparison; from an unsettled one (about one index per boundary) it steps
+//! forward while the value exceeds the boundary. The table is exact by
+//! construction (the start is never past the right bucket, a settled range
+//! holds no boundary, and the forward scan is the definition of `le`), so
+//! values on a boundary still count in that boundary's bucket.
 
 use super::layout;
 
@@ -16,8 +19,10 @@ use super::layout;
 /// series of a histogram family.
 pub struct BucketMap {
     bounds: std::sync::Arc<[f64]>,
-    /// For each HDR index, a bucket index at or below the right one.
-    start: Box<[u8; layout::LEN]>,
+    /// For each HDR index, a bucket index at or below the right one (low
+    /// byte), with [`SETTLED`] when it is the right one for every value
+    /// with that index.
+    start: Box<[u16; layout::LEN]>,
     /// The value of one HDR unit.
     resolution: f64,
     inv_resolution: f64,
@@ -34,6 +39,9 @@ impl std::fmt::Debug for BucketMap {
     }
 }
 
+/// Marks a [`BucketMap`] table entry whose bucket needs no comparison.
+const SETTLED: u16 = 1 << 8;
+
 impl BucketMap {
     /// Builds the table for boundaries already checked by `Buckets::check`
     /// (finite, strictly increasing, at most 255).
@@ -43,13 +51,23 @@ impl BucketMap {
         // buckets, 1 token for the GenAI token buckets).
         let highest = bounds.last().copied().filter(|b| *b > 0.0).unwrap_or(1.0) * 2.0;
         let resolution = highest / layout::HIGHEST as f64;
-        let mut start = Box::new([0u8; layout::LEN]);
-        for (index, slot) in start.iter_mut().enumerate().skip(1) {
-            // Every non-negative value with this index is at least the
-            // bucket's lowest value; one unit less absorbs float rounding.
-            let floor = (layout::value_at(index) as f64 - 1.0) * resolution;
+        let mut start = Box::new([0u16; layout::LEN]);
+        for (index, slot) in start.iter_mut().enumerate() {
+            // Every value with this index lies in [floor, ceiling]: one unit
+            // beyond each end absorbs float rounding. Index 0 also holds every
+            // negative value, the last index every value beyond the range.
+            let floor = match index {
+                0 => f64::NEG_INFINITY,
+                _ => (layout::value_at(index) as f64 - 1.0) * resolution,
+            };
+            let ceiling = match index + 1 {
+                layout::LEN => f64::INFINITY,
+                next => (layout::value_at(next) as f64 + 1.0) * resolution,
+            };
             let first = bounds.partition_point(|&b| b < floor);
-            *slot = u8::try_from(first).expect("at most 255 boundaries");
+            let last = bounds.partition_point(|&b| b < ceiling);
+            let settled = if first == last { SETTLED } else { 0 };
+            *slot = u16::from(u8::try_from(first).expect("at most 255 boundaries")) | settled;
         }
         BucketMap {
             bounds,
@@ -87,18 +105,25 @@ impl BucketMap {
     /// the tracked range to the last index).
     #[inline]
     pub(crate) fn hdr_index(&self, value: f64) -> usize {
-        // `as` saturates: negatives go to 0, huge values to u64::MAX (clamped).
-        layout::index_of((value * self.inv_resolution) as u64)
+        // Clamped as a float first (negatives to 0, huge values and
+        // infinities to the last unit): the conversion of a value already in
+        // range is one instruction, where a saturating `as u64` of any float
+        // takes a dozen on the recording path.
+        let units = (value * self.inv_resolution).clamp(0.0, layout::HIGHEST as f64);
+        layout::index_of(units as i64 as u64)
     }
 
     /// The classic bucket of a non-NaN `value` whose HDR index is `hdr_index`
     /// (`bounds.len()` is the `+Inf` bucket).
     #[inline]
     pub(crate) fn bucket(&self, value: f64, hdr_index: usize) -> usize {
-        let bounds = &*self.bounds;
-        let mut i = usize::from(self.start[hdr_index]);
-        while i < bounds.len() && value > bounds[i] {
-            i += 1;
+        let entry = self.start[hdr_index];
+        let mut i = usize::from(entry as u8);
+        if entry & SETTLED == 0 {
+            let bounds = &*self.bounds;
+            while i < bounds.len() && value > bounds[i] {
+                i += 1;
+            }
         }
         i
     }
