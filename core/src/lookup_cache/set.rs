@@ -55,14 +55,17 @@ impl Misses {
     pub(super) const NONE: Misses = Misses([0; MISS_TAGS]);
 
     /// Whether `key` missed recently (then it is worth caching); otherwise
-    /// remembers that it did, in place of the oldest such key.
+    /// remembers that it did, in place of the oldest such key. Inlined, and
+    /// without `rotate_right` (a call to `memmove` for two words): it runs
+    /// on every lookup that misses the cache.
+    #[inline]
     pub(super) fn missed_before(&mut self, key: Key) -> bool {
         let tag = ((key.hash ^ key.family.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 32) as u32 | 1;
+        let [newest, _] = self.0;
         if self.0.contains(&tag) {
             return true;
         }
-        self.0.rotate_right(1);
-        self.0[0] = tag;
+        self.0 = [tag, newest];
         false
     }
 }
