@@ -735,6 +735,132 @@ fn cold<L: Library>(c: &mut Criterion, lib: &L) {
     }
 }
 
+/// The steps of a cold turn, as the alternating probe times them.
+#[derive(Clone, Copy)]
+enum ColdStep {
+    CounterLookup,
+    HistogramLookup,
+    PlainCounter,
+    WholeTurn,
+}
+
+impl ColdStep {
+    const ALL: [ColdStep; 4] = [
+        ColdStep::CounterLookup,
+        ColdStep::HistogramLookup,
+        ColdStep::PlainCounter,
+        ColdStep::WholeTurn,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ColdStep::CounterLookup => "2-label counter lookup + inc",
+            ColdStep::HistogramLookup => "2-label histogram lookup + record",
+            ColdStep::PlainCounter => "plain counter inc",
+            ColdStep::WholeTurn => "whole turn",
+        }
+    }
+}
+
+/// Flushes the caches by walking `buffer`, then times `step` once.
+fn time_cold_step<L: Library>(
+    lib: &L,
+    step: ColdStep,
+    (m, t): (&'static str, &'static str),
+    buffer: &[u8],
+) -> u128 {
+    flush_caches(buffer);
+    let start = std::time::Instant::now();
+    match step {
+        ColdStep::CounterLookup => {
+            lib.labelled_inc(black_box(m), black_box(t));
+        }
+        ColdStep::HistogramLookup => {
+            lib.labelled_record(black_box(m), black_box(t), black_box(0.42));
+        }
+        ColdStep::PlainCounter => lib.counter_inc(),
+        ColdStep::WholeTurn => {
+            lib.labelled_inc(black_box(m), black_box(t));
+            lib.labelled_record(black_box(m), black_box(t), black_box(0.42));
+            lib.counter_inc();
+        }
+    }
+    start.elapsed().as_nanos()
+}
+
+/// `BELUGA_COLD_ALTERNATING=<MiB>`: instead of the criterion suites, times
+/// single cold turns (and each step of one) of every library with labelled
+/// families *alternately*, library after library, turn by turn, in one
+/// process, and prints per-turn medians. The criterion `cold_turn` rows take
+/// each library's samples minutes apart and move by 15 % and more with the
+/// machine's neighbours; alternating puts every library under the same
+/// conditions, which is what comparing two versions of beluga needs.
+fn cold_alternating(mib: usize, rounds: usize) {
+    let buffer: Vec<u8> = (0..mib << 20).map(|i| i as u8).collect();
+    let sets = cold_label_sets();
+    let (beluga, metrics, tikv) = (Beluga::new(), MetricsRs::new(), Tikv::new());
+    let (client, otel, measured) = (PromClient::new(), Otel::new(), Measured::new());
+    type Timer<'a> = Box<dyn Fn(ColdStep, (&'static str, &'static str)) -> u128 + 'a>;
+    fn timer<'a, L: Library>(lib: &'a L, buffer: &'a [u8]) -> (&'static str, Timer<'a>) {
+        for &(m, t) in cold_label_sets() {
+            lib.labelled_inc(m, t);
+            lib.labelled_record(m, t, 0.1);
+        }
+        (
+            L::NAME,
+            Box::new(move |step, set| time_cold_step(lib, step, set, buffer)),
+        )
+    }
+    let libs = [
+        timer(&beluga, &buffer),
+        timer(&metrics, &buffer),
+        timer(&tikv, &buffer),
+        timer(&client, &buffer),
+        timer(&otel, &buffer),
+        timer(&measured, &buffer),
+    ];
+    let mut times = vec![vec![Vec::with_capacity(rounds); ColdStep::ALL.len()]; libs.len()];
+    let mut next = 0;
+    for round in 0..rounds * ColdStep::ALL.len() {
+        let step = ColdStep::ALL[round % ColdStep::ALL.len()];
+        for (lib, (_, time)) in libs.iter().enumerate() {
+            next = (next + 617) % sets.len();
+            times[lib][step as usize].push(time(step, sets[next]));
+        }
+    }
+    let medians: Vec<Vec<u128>> = times
+        .into_iter()
+        .map(|steps| {
+            steps
+                .into_iter()
+                .map(|mut v| {
+                    v.sort_unstable();
+                    v[v.len() / 2]
+                })
+                .collect()
+        })
+        .collect();
+    println!("cold steps after walking {mib} MiB, median of {rounds} alternated turns, ns");
+    for step in ColdStep::ALL {
+        let row: Vec<String> = libs
+            .iter()
+            .zip(&medians)
+            .map(|((name, _), m)| format!("{name} {}", m[step as usize]))
+            .collect();
+        let best_peer = medians[1..]
+            .iter()
+            .map(|m| m[step as usize])
+            .min()
+            .unwrap_or(1);
+        println!(
+            "{:34} {} | beluga vs best peer {:.2}x",
+            step.name(),
+            row.join(", "),
+            best_peer as f64 / medians[0][step as usize] as f64
+        );
+    }
+}
+
 /// `n` distinct (model, tenant) label sets, 50 tenants per model, in a
 /// scrambled order (a stride coprime with `n`), so that consecutive lookups
 /// share neither a model nor a tenant and no cache of a few hundred entries
@@ -1172,6 +1298,13 @@ fn facade(c: &mut Criterion) {
 }
 
 fn main() {
+    if let Ok(mib) = std::env::var("BELUGA_COLD_ALTERNATING") {
+        match mib.parse() {
+            Ok(mib) => cold_alternating(mib, 500),
+            Err(_) => eprintln!("BELUGA_COLD_ALTERNATING takes a buffer size in MiB (64 or 4)"),
+        }
+        return;
+    }
     let report = memory_report();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
     let _ = std::fs::create_dir_all(&dir);
