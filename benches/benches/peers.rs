@@ -1,9 +1,15 @@
 //! beluga-metrics side by side with its peers, in the same run: counter
 //! increment, 2-label lookup plus increment, histogram record (each from 1
 //! thread up to every core and twice that), text encoding of 1k/10k/100k
-//! series; plus allocation counts per operation and memory per series,
-//! measured with a counting global allocator and written to
+//! series, an agent turn recorded with cold caches, lookups over 5,000 and
+//! 50,000 label sets, the `metrics` facade and native histograms; plus
+//! allocation counts per operation and memory per series, measured with a
+//! counting global allocator and written to
 //! `target/criterion/peers-memory.json` for `scripts/bench-report.py`.
+//!
+//! With `BELUGA_COLD_ALTERNATING=<MiB>` set, no criterion suite runs: the
+//! cold turn and its steps are timed for every library alternately, turn by
+//! turn, and per-turn medians printed (see `cold_alternating`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
