@@ -72,10 +72,51 @@ fn wait_for_records(out: &std::path::Path, n: usize, limit: Duration) -> Vec<Val
     })
 }
 
-pub struct Receiver {
+/// A running Python receiver and the JSON-lines file it records into; the
+/// HTTP and gRPC fixtures both deref to it.
+pub struct ReceiverProcess {
     pub port: u16,
     out: PathBuf,
     child: Child,
+}
+
+impl ReceiverProcess {
+    fn spawn(receiver: &str, port: u16, script: &str) -> ReceiverProcess {
+        let (out, child) = spawn_python(receiver, port, script);
+        ReceiverProcess { port, out, child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request (or call) received so far, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        read_records(&self.out)
+    }
+
+    /// Waits until at least `n` requests (or calls) have arrived.
+    pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<Value> {
+        wait_for_records(&self.out, n, limit)
+    }
+}
+
+impl Drop for ReceiverProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.out);
+    }
+}
+
+/// The Python OTLP/HTTP receiver as a test fixture.
+pub struct Receiver(ReceiverProcess);
+
+impl std::ops::Deref for Receiver {
+    type Target = ReceiverProcess;
+    fn deref(&self) -> &ReceiverProcess {
+        &self.0
+    }
 }
 
 impl Receiver {
@@ -84,8 +125,7 @@ impl Receiver {
     }
 
     pub fn start_on(port: u16, script: &str) -> Receiver {
-        let (out, child) = spawn_python("otlp_receiver.py", port, script);
-        let receiver = Receiver { port, out, child };
+        let receiver = Receiver(ReceiverProcess::spawn("otlp_receiver.py", port, script));
         poll(
             "the OTLP receiver to listen",
             Duration::from_secs(20),
@@ -103,28 +143,6 @@ impl Receiver {
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
         response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<Value> {
-        read_records(&self.out)
-    }
-
-    /// Waits until at least `n` requests have arrived.
-    pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<Value> {
-        wait_for_records(&self.out, n, limit)
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.out);
     }
 }
 
@@ -172,10 +190,13 @@ pub fn attribute(point: &Value, key: &str) -> Option<String> {
 /// The Python OTLP/gRPC receiver (grpcio + opentelemetry-proto) as a test
 /// fixture; requests land in the same JSON-lines form as [`Receiver`]'s,
 /// with the call's metadata under `metadata`.
-pub struct GrpcReceiver {
-    pub port: u16,
-    out: PathBuf,
-    child: Child,
+pub struct GrpcReceiver(ReceiverProcess);
+
+impl std::ops::Deref for GrpcReceiver {
+    type Target = ReceiverProcess;
+    fn deref(&self) -> &ReceiverProcess {
+        &self.0
+    }
 }
 
 impl GrpcReceiver {
@@ -184,35 +205,16 @@ impl GrpcReceiver {
     }
 
     pub fn start_on(port: u16, script: &str) -> GrpcReceiver {
-        let (out, child) = spawn_python("otlp_grpc_receiver.py", port, script);
-        let receiver = GrpcReceiver { port, out, child };
+        let receiver = GrpcReceiver(ReceiverProcess::spawn(
+            "otlp_grpc_receiver.py",
+            port,
+            script,
+        ));
         poll(
             "the OTLP/gRPC receiver to listen",
             Duration::from_secs(20),
             || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()),
         );
         receiver
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every call received so far, in order.
-    pub fn requests(&self) -> Vec<Value> {
-        read_records(&self.out)
-    }
-
-    /// Waits until at least `n` calls have arrived.
-    pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<Value> {
-        wait_for_records(&self.out, n, limit)
-    }
-}
-
-impl Drop for GrpcReceiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.out);
     }
 }
