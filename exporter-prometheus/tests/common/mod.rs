@@ -264,26 +264,23 @@ impl Prometheus {
 
     /// Runs an instant query and returns `data.result`.
     pub fn query(&self, expr: &str) -> Vec<serde_json::Value> {
-        let response = get(
-            self.addr,
+        self.results(
+            expr,
             &format!("/api/v1/query?query={}", percent_encode(expr)),
-            &[],
-        );
-        assert_eq!(response.status, 200, "query {expr}: {}", response.text());
-        let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
-        json["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        )
     }
 
     /// An instant query evaluated at `time` (Unix seconds): `data.result`.
     pub fn query_at(&self, expr: &str, time: f64) -> Vec<serde_json::Value> {
-        let response = get(
-            self.addr,
+        self.results(
+            expr,
             &format!("/api/v1/query?query={}&time={time}", percent_encode(expr)),
-            &[],
-        );
+        )
+    }
+
+    /// `data.result` of the query API at `path` (asking for `expr`).
+    fn results(&self, expr: &str, path: &str) -> Vec<serde_json::Value> {
+        let response = get(self.addr, path, &[]);
         assert_eq!(response.status, 200, "query {expr}: {}", response.text());
         let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
         json["data"]["result"]
