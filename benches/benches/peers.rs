@@ -677,6 +677,14 @@ fn cold_label_sets() -> &'static [(&'static str, &'static str)] {
     })
 }
 
+/// The value cold turns record into their histograms, also recorded into
+/// every series before timing: an agent's series have long seen the range
+/// of its latencies. (A beluga histogram series allocates a page of
+/// per-thread counts the first time a thread records a value in a range it
+/// has not seen, a first-use cost like creating the series; before this
+/// warm-up recorded the same value, most timed beluga turns paid it.)
+const COLD_VALUE: f64 = 0.42;
+
 /// Evicts the caches by reading `bytes` of a buffer of that size, one
 /// load per 64-byte line (outside the timed region).
 fn flush_caches(buffer: &[u8]) {
@@ -700,10 +708,11 @@ fn cold<L: Library>(c: &mut Criterion, lib: &L) {
     {
         return;
     }
-    // Every series exists before timing: first use is not the cold cost.
+    // Every series exists, and has recorded the value the turns record,
+    // before timing: first use is not the cold cost (see `COLD_VALUE`).
     for &(m, t) in sets {
         lib.labelled_inc(m, t);
-        lib.labelled_record(m, t, 0.1);
+        lib.labelled_record(m, t, COLD_VALUE);
     }
     let turns_per_sample = if beluga_benches::quick() { 2 } else { 48 };
     for (row, mib) in [("64MiB", 64usize), ("4MiB", 4)] {
@@ -729,7 +738,7 @@ fn cold<L: Library>(c: &mut Criterion, lib: &L) {
                     flush_caches(&buffer);
                     let start = std::time::Instant::now();
                     lib.labelled_inc(black_box(m), black_box(t));
-                    lib.labelled_record(black_box(m), black_box(t), black_box(0.42));
+                    lib.labelled_record(black_box(m), black_box(t), black_box(COLD_VALUE));
                     lib.counter_inc();
                     timed += start.elapsed();
                 }
@@ -777,21 +786,29 @@ fn time_cold_step<L: Library>(
 ) -> u128 {
     flush_caches(buffer);
     let start = std::time::Instant::now();
+    cold_step(lib, step, m, t);
+    start.elapsed().as_nanos()
+}
+
+/// One step of a cold turn, out of line so that a cache simulator can count
+/// what it alone touches (`callgrind --toggle-collect='*cold_step*'`, see
+/// docs/benchmarks.md).
+#[inline(never)]
+fn cold_step<L: Library>(lib: &L, step: ColdStep, m: &'static str, t: &'static str) {
     match step {
         ColdStep::CounterLookup => {
             lib.labelled_inc(black_box(m), black_box(t));
         }
         ColdStep::HistogramLookup => {
-            lib.labelled_record(black_box(m), black_box(t), black_box(0.42));
+            lib.labelled_record(black_box(m), black_box(t), black_box(COLD_VALUE));
         }
         ColdStep::PlainCounter => lib.counter_inc(),
         ColdStep::WholeTurn => {
             lib.labelled_inc(black_box(m), black_box(t));
-            lib.labelled_record(black_box(m), black_box(t), black_box(0.42));
+            lib.labelled_record(black_box(m), black_box(t), black_box(COLD_VALUE));
             lib.counter_inc();
         }
     }
-    start.elapsed().as_nanos()
 }
 
 /// `BELUGA_COLD_ALTERNATING=<MiB>`: instead of the criterion suites, times
@@ -810,7 +827,7 @@ fn cold_alternating(mib: usize, rounds: usize) {
     fn timer<'a, L: Library>(lib: &'a L, buffer: &'a [u8]) -> (&'static str, Timer<'a>) {
         for &(m, t) in cold_label_sets() {
             lib.labelled_inc(m, t);
-            lib.labelled_record(m, t, 0.1);
+            lib.labelled_record(m, t, COLD_VALUE);
         }
         (
             L::NAME,
@@ -1306,7 +1323,10 @@ fn facade(c: &mut Criterion) {
 fn main() {
     if let Ok(mib) = std::env::var("BELUGA_COLD_ALTERNATING") {
         match mib.parse() {
-            Ok(mib) => cold_alternating(mib, 500),
+            Ok(mib) => {
+                let rounds = std::env::var("BELUGA_COLD_ROUNDS").ok();
+                cold_alternating(mib, rounds.and_then(|r| r.parse().ok()).unwrap_or(500))
+            }
             Err(_) => eprintln!("BELUGA_COLD_ALTERNATING takes a buffer size in MiB (64 or 4)"),
         }
         return;
