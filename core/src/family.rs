@@ -28,32 +28,34 @@ use crate::series_index::SeriesIndex;
 use crate::series_table::SeriesTable;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
-static NEXT_FAMILY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static NEXT_FAMILY_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 /// Default cap on distinct label sets per family.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 
-// `repr(C)` keeps the fields a lookup reads (id, version, seed, label
-// count) together at the front, in one cache line: a lookup right after
-// the caches were flushed then misses once on the family, not three times.
-#[repr(C)]
+// `repr(C)` and the alignment keep what a lookup reads (id, label count,
+// version, seed and the index's array pointer) together at the front, in
+// one cache line: a lookup right after the caches were flushed then misses
+// once on the family, not two or three times.
+#[repr(C, align(64))]
 pub(crate) struct FamilyInner<M: Metric> {
-    /// Unique for the life of the process (keys the per-thread lookup cache).
-    id: u64,
+    /// Unique for the life of the process (keys the per-thread lookup
+    /// cache), or 0 once four billion families were made (never cached).
+    id: u32,
+    /// How many label names the family has.
+    label_count: u32,
     /// Bumped by every removal, so cached handles to removed series expire.
     version: AtomicU64,
     /// The process's label-hash seed, copied here so a lookup does not
     /// read it from elsewhere.
     pub(crate) seed: u64,
-    /// How many label names the family has.
-    label_count: usize,
+    /// The table's series, readable without its lock; changed only under
+    /// the table's write lock.
+    pub(crate) index: SeriesIndex<M::Storage>,
     pub(crate) descriptor: Descriptor,
     pub(crate) buckets: Option<Arc<BucketMap>>,
     pub(crate) limit: usize,
     pub(crate) table: RwLock<SeriesTable<M::Storage>>,
-    /// The table's series, readable without its lock; changed only under
-    /// the table's write lock.
-    pub(crate) index: SeriesIndex<M::Storage>,
     pub(crate) overflow: OnceLock<Arc<Series<M::Storage>>>,
     pub(crate) refused: AtomicU64,
     /// Lookups refused for a label value longer than the limit.
@@ -97,15 +99,16 @@ impl<M: Metric> Family<M> {
     ) -> Self {
         Family {
             inner: Arc::new(FamilyInner {
-                id: NEXT_FAMILY_ID.fetch_add(1, Relaxed),
+                id: lookup_cache::next_family_id(&NEXT_FAMILY_ID),
+                // Label names are few (a descriptor checks them).
+                label_count: descriptor.label_names.len() as u32,
                 version: AtomicU64::new(0),
                 seed: process_seed(),
-                label_count: descriptor.label_names.len(),
+                index: SeriesIndex::new(),
                 descriptor,
                 buckets,
                 limit,
                 table: RwLock::new(SeriesTable::new()),
-                index: SeriesIndex::new(),
                 overflow: OnceLock::new(),
                 refused: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -154,7 +157,7 @@ impl<M: Metric> Family<M> {
         values: &[V],
         f: impl FnOnce(&M) -> R,
     ) -> Result<R, LabelError> {
-        if values.len() != self.inner.label_count {
+        if values.len() != self.inner.label_count as usize {
             check_count(&self.inner.descriptor, values.len())?;
         }
         let hash = match hash_values(self.inner.seed, values) {
@@ -165,11 +168,7 @@ impl<M: Metric> Family<M> {
                 return Err(value_too_long(&self.inner.descriptor, too_long, bytes));
             }
         };
-        let key = lookup_cache::Key {
-            family: self.inner.id,
-            version: self.inner.version.load(Relaxed),
-            hash,
-        };
+        let key = lookup_cache::Key::new(self.inner.id, self.inner.version.load(Relaxed), hash);
         Ok(lookup_cache::with_series(
             key,
             values,

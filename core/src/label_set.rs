@@ -29,10 +29,21 @@ fn short_word(bytes: &[u8]) -> u64 {
 /// Label-value equality, inlined for the short values labels usually hold.
 #[inline]
 pub(crate) fn same_value(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len()
-        && if a.len() <= 8 {
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// Byte-string equality without a call to `memcmp` up to 16 bytes: one
+/// word per side up to 8 bytes, the first and last 8 bytes (which overlap)
+/// up to 16.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    let word_at = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap());
+    n == b.len()
+        && if n <= 8 {
             short_word(a) == short_word(b)
+        } else if n <= 16 {
+            word_at(a, 0) == word_at(b, 0) && word_at(a, n - 8) == word_at(b, n - 8)
         } else {
             a == b
         }
@@ -165,12 +176,19 @@ mod tests {
             "abcdefgX",
             "Xbcdefgh",
             "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoX",
+            "Xbcdefghijklmnop",
+            "abcdefghXjklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopX",
             "\0",
             "\0\0",
         ];
         for a in values {
             for b in values {
-                assert_eq!(same_value(a, b), a == b, "{a:?} vs {b:?}");
+                let same = same_bytes(a.as_bytes(), b.as_bytes());
+                assert_eq!(same, a == b, "{a:?} vs {b:?}");
             }
         }
     }

@@ -69,6 +69,7 @@ mod thread_slot;
 // 2. series and label sets, with the per-thread lookup cache beside them
 mod label_set;
 mod lookup_cache;
+mod packed_values;
 mod sample;
 mod series;
 mod series_index;

@@ -91,18 +91,20 @@ fn arena() -> &'static parking_lot::Mutex<Arena> {
     ARENA.get_or_init(Default::default)
 }
 
-/// One counter's cells.
+/// One counter's cells. `repr(C)`: what an add reads comes last, next to
+/// the series' packed label values (see `Series`).
+#[repr(C)]
 pub struct Shards {
-    /// The first cell of this counter (slot 0's), and the distance between
-    /// its cells, copied out of the chunk so an add needs no load from it.
-    first: *const AtomicU64,
-    stride: usize,
-    owned: usize,
     chunk: Arc<Chunk>,
     /// Position in the chunk, and in the arena (`None` for private chunks).
     index: usize,
     #[cfg_attr(loom, allow(dead_code))]
     arena_chunk: Option<usize>,
+    /// The first cell of this counter (slot 0's), and the distance between
+    /// its cells, copied out of the chunk so an add needs no load from it.
+    first: *const AtomicU64,
+    stride: usize,
+    owned: usize,
 }
 
 impl std::fmt::Debug for Shards {

@@ -101,9 +101,11 @@ impl Sealed for Counter {
 }
 
 /// Storage of a float counter: sharded sums plus refused values.
+#[repr(C)]
 pub struct FloatCounterStorage {
-    shards: Shards,
     invalid: AtomicU64,
+    /// Last, next to the series' packed label values (see `Series`).
+    shards: Shards,
 }
 
 impl std::fmt::Debug for FloatCounterStorage {

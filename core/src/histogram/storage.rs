@@ -40,15 +40,18 @@ use crate::sync::{model_switch_point, AtomicPtr, AtomicU64, Ordering::*};
 use crate::thread_slot;
 
 /// A histogram series' per-thread storage (see the module docs).
+/// `repr(C)`: what a record reads comes last, next to the series' packed
+/// label values (see `Series`).
+#[repr(C)]
 pub struct HistogramStorage {
-    buckets: std::sync::Arc<BucketMap>,
-    /// Owned slots followed by the shared slot (the last one).
-    slots: Box<[AtomicPtr<ThreadHistogram>]>,
     /// HDR counts carried from the threads' one-byte counts, and those of
     /// threads on the shared slot.
     wide: WideCounts,
     /// NaN observations that were dropped.
     invalid: AtomicU64,
+    buckets: std::sync::Arc<BucketMap>,
+    /// Owned slots followed by the shared slot (the last one).
+    slots: Box<[AtomicPtr<ThreadHistogram>]>,
 }
 
 impl std::fmt::Debug for HistogramStorage {

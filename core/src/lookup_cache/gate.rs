@@ -129,6 +129,13 @@ impl Gate {
         self.owed()
     }
 
+    /// Owner, at thread exit: marks the owner inside a lookup for good, so
+    /// every later lookup is [`Entry::Nested`] (bypasses the cache) and
+    /// sweepers leave the sets alone.
+    pub(crate) fn close(&self) {
+        self.in_use.store(true, Relaxed);
+    }
+
     /// Whether a sweep has been asked that nobody has performed yet.
     #[inline]
     pub(crate) fn owed(&self) -> bool {

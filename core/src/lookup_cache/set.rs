@@ -2,6 +2,7 @@
 //! series whose strong reference the way owns.
 
 use std::any::TypeId;
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -12,129 +13,188 @@ pub(super) const SETS: usize = 64;
 /// Entries per set, kept roughly in most-recently-used order.
 pub(super) const WAYS: usize = 4;
 
-/// What identifies a cached label set.
+/// What a way stores to recognise a label set: 12 bytes, so that the four
+/// ways' tags and the set's miss tags share one cache line.
+///
+/// `family_version` holds the family's id (low half) and the low 32 bits
+/// of its removal version (high half), so that a hit compares one word and
+/// one half-word; `hash` is the label-set hash's low 32 bits with the low
+/// bit set, so a lookup's tag is never the all-zero tag of an empty way.
+/// Fewer bits than the full hash only ever cost a label comparison (a hit
+/// always compares the values). A version that wrapped around cannot
+/// revive a stale way: a way whose series was removed is let go at the
+/// latest when its owner leaves the lookup it is in (the sweep in `gate`),
+/// long before 2^32 further removals.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Key {
-    pub(crate) family: u64,
-    pub(crate) version: u64,
-    pub(crate) hash: u64,
+#[repr(C, packed(4))]
+pub(super) struct Tag {
+    family_version: u64,
+    hash: u32,
 }
 
-impl Key {
-    pub(super) fn index(&self) -> usize {
-        let mixed = self.hash ^ self.family.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> 58) as usize % SETS
+impl Tag {
+    fn family(&self) -> u32 {
+        self.family_version as u32
     }
 }
 
-/// One set of the cache. What a lookup scans, the keys and the series
-/// pointers of the four ways, fills the first two cache lines; what only
-/// filling, evicting and sweeping need, the owners, comes after. A lookup
-/// right after the caches were flushed then misses on two lines for the
-/// set, not on the four or five that whole entries would span.
+const EMPTY_TAG: Tag = Tag {
+    family_version: 0,
+    hash: 0,
+};
+
+/// A lookup's key: the tag the ways are compared with, the set it lives
+/// in, and the tag remembered for it when it misses.
+#[derive(Clone, Copy)]
+pub(crate) struct Key {
+    pub(super) tag: Tag,
+    set: u32,
+    miss: u32,
+}
+
+impl Key {
+    /// The key of label-set hash `hash` in family `family` (0: a family
+    /// that must never be cached, see [`next_family_id`]) at removal
+    /// version `version`.
+    #[inline]
+    pub(crate) fn new(family: u32, version: u64, hash: u64) -> Key {
+        let mixed = hash ^ u64::from(family).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Key {
+            tag: Tag {
+                family_version: u64::from(family) | version << 32,
+                hash: hash as u32 | 1,
+            },
+            set: (mixed >> 58) as u32 % SETS as u32,
+            miss: (mixed >> 32) as u32 | 1,
+        }
+    }
+
+    pub(super) fn index(&self) -> usize {
+        self.set as usize
+    }
+
+    /// Whether ways may hold this key's series: not for family 0.
+    pub(super) fn cacheable(&self) -> bool {
+        self.tag.family() != 0
+    }
+}
+
+/// The next family id from `counter`: 1, 2, … up to `u32::MAX`, then 0
+/// for every later family. Ids must never repeat while a cache may hold a
+/// way of the family (a way is read back as its family's storage type), so
+/// rather than wrap, families past the four billionth get 0, which the
+/// cache never stores: their lookups always take the family's index.
+pub(crate) fn next_family_id(counter: &std::sync::atomic::AtomicU32) -> u32 {
+    counter
+        .fetch_update(Relaxed, Relaxed, |id| id.checked_add(1))
+        .map_or(0, |id| id)
+}
+
+/// One set of the cache, two cache lines. The first holds what every
+/// lookup reads, hit or miss: the four ways' tags and the tags of keys
+/// that recently missed. The second holds what a hit and a fill read: the
+/// series pointers and how to release them. A lookup that misses after the
+/// caches were flushed then loads one line for its set.
 #[repr(C, align(64))]
 pub(super) struct Set {
-    /// `family == 0` marks an empty way (family ids start at 1).
-    pub(super) keys: [Key; WAYS],
+    /// `EMPTY_TAG` marks an empty way.
+    pub(super) tags: [Tag; WAYS],
+    /// Miss tags of the last keys that missed the set without being cached
+    /// (0: none).
+    missed: [u32; MISS_TAGS],
+    _line_end: [u32; 2],
     /// From `Arc::into_raw` of an `Arc<Series<S>>`, where `S` is the storage
-    /// type of the family the key names; null for an empty way.
+    /// type of the family the tag names; null for an empty way.
     pub(super) series: [*const (); WAYS],
-    pub(super) owners: [Option<Owner>; WAYS],
+    pub(super) owners: [Option<&'static Owner>; WAYS],
 }
 
 /// Keys a set remembers having missed without caching them.
 const MISS_TAGS: usize = 2;
 
-/// Tags of the last keys that missed a set without being cached (0: none),
-/// kept beside the sets (not in them: a set stays four cache lines, and a
-/// hit never reads this).
-#[derive(Clone, Copy)]
-pub(super) struct Misses([u32; MISS_TAGS]);
-
-impl Misses {
-    pub(super) const NONE: Misses = Misses([0; MISS_TAGS]);
-
-    /// Whether `key` missed recently (then it is worth caching); otherwise
-    /// remembers that it did, in place of the oldest such key. Inlined, and
-    /// without `rotate_right` (a call to `memmove` for two words): it runs
-    /// on every lookup that misses the cache.
-    #[inline]
-    pub(super) fn missed_before(&mut self, key: Key) -> bool {
-        let tag = ((key.hash ^ key.family.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 32) as u32 | 1;
-        let [newest, _] = self.0;
-        if self.0.contains(&tag) {
-            return true;
-        }
-        self.0 = [tag, newest];
-        false
-    }
-}
-
 const _: () = assert!(
-    std::mem::size_of::<Set>() == 256,
-    "a set is four cache lines"
+    std::mem::size_of::<Set>() == 128 && std::mem::offset_of!(Set, series) == 64,
+    "a set is two cache lines, tags and miss tags in the first"
 );
 
 /// How to give a way's strong reference back, and ask about its series,
-/// without knowing its storage type.
-#[derive(Clone, Copy)]
+/// without knowing its storage type: one constant per storage type.
 pub(super) struct Owner {
     /// Knows the concrete `S`.
     release: unsafe fn(*const ()),
     /// Knows the concrete `S`.
     removed: unsafe fn(*const ()) -> bool,
-    /// `TypeId::of::<S>()`, checked against the reader's in debug builds.
-    pub(super) storage_type: TypeId,
+    /// `TypeId::of::<S>`, checked against the reader's in debug builds.
+    pub(super) storage_type: fn() -> TypeId,
 }
 
-const EMPTY_KEY: Key = Key {
-    family: 0,
-    version: 0,
-    hash: 0,
-};
+/// Holds the [`Owner`] of storage type `S`.
+struct OwnerOf<S>(PhantomData<S>);
+
+impl<S: Send + Sync + 'static> OwnerOf<S> {
+    const OWNER: Owner = Owner {
+        release: release::<S>,
+        removed: removed::<S>,
+        storage_type: TypeId::of::<S>,
+    };
+}
 
 impl Set {
     pub(super) const EMPTY: Set = Set {
-        keys: [EMPTY_KEY; WAYS],
+        tags: [EMPTY_TAG; WAYS],
+        missed: [0; MISS_TAGS],
+        _line_end: [0; 2],
         series: [std::ptr::null(); WAYS],
         owners: [None; WAYS],
     };
 
+    /// Whether `key` missed this set recently (then it is worth caching);
+    /// otherwise remembers that it did, in place of the older of the two.
+    /// Inlined, and without `rotate_right` (a call to `memmove` for two
+    /// words): it runs on every lookup that misses the cache.
+    #[inline]
+    pub(super) fn missed_before(&mut self, key: Key) -> bool {
+        let [newest, _] = self.missed;
+        if self.missed.contains(&key.miss) {
+            return true;
+        }
+        self.missed = [key.miss, newest];
+        false
+    }
+
     pub(super) fn swap(&mut self, a: usize, b: usize) {
-        self.keys.swap(a, b);
+        self.tags.swap(a, b);
         self.series.swap(a, b);
         self.owners.swap(a, b);
     }
 
     /// Evicts the last way, shifts the others back, and puts `series` (of
-    /// storage type `S`) in front under `key`.
+    /// storage type `S`) in front under `key`. Never called for a key that
+    /// is not [`cacheable`](Key::cacheable).
     pub(super) fn insert_front<S: Send + Sync + 'static>(
         &mut self,
         key: Key,
         series: Arc<Series<S>>,
     ) {
+        debug_assert!(key.cacheable());
         self.release(WAYS - 1);
-        self.keys.rotate_right(1);
+        self.tags.rotate_right(1);
         self.series.rotate_right(1);
         self.owners.rotate_right(1);
-        self.keys[0] = key;
+        self.tags[0] = key.tag;
         self.series[0] = Arc::into_raw(series).cast();
-        self.owners[0] = Some(Owner {
-            release: release::<S>,
-            removed: removed::<S>,
-            storage_type: TypeId::of::<S>(),
-        });
+        self.owners[0] = Some(&OwnerOf::<S>::OWNER);
     }
 
     /// Gives back the ways whose series were removed from their family;
     /// with `Some(family)`, only looks at that family's ways (a sweep for
     /// one removal need not read every cached series).
-    pub(super) fn forget_removed(&mut self, family: Option<u64>) {
+    pub(super) fn forget_removed(&mut self, family: Option<u32>) {
         for way in 0..WAYS {
             let Some(owner) = self.owners[way] else {
                 continue;
             };
-            if family.is_some_and(|f| f != self.keys[way].family) {
+            if family.is_some_and(|f| f != self.tags[way].family()) {
                 continue;
             }
             // SAFETY: `owners[way]` is set, so `series[way]` is the pointer
@@ -155,7 +215,7 @@ impl Set {
             // since, and `take` makes this the only release of it.
             unsafe { (owner.release)(self.series[way]) };
         }
-        self.keys[way] = EMPTY_KEY;
+        self.tags[way] = EMPTY_TAG;
         self.series[way] = std::ptr::null();
     }
 }
@@ -177,8 +237,10 @@ unsafe fn removed<S>(series: *const ()) -> bool {
         .load(Relaxed)
 }
 
-impl Drop for Set {
-    fn drop(&mut self) {
+impl Set {
+    /// Gives back every way's reference (the cache's teardown: a set has
+    /// no destructor, see `ThreadCache`).
+    pub(super) fn release_all(&mut self) {
         for way in 0..WAYS {
             self.release(way);
         }
