@@ -19,16 +19,62 @@ use super::layout;
 /// series of a histogram family.
 pub struct BucketMap {
     bounds: std::sync::Arc<[f64]>,
-    /// For each HDR index, a bucket index at or below the right one (low
-    /// byte), with [`SETTLED`] when it is the right one for every value
-    /// with that index.
-    start: Box<[u16; layout::LEN]>,
+    /// What a record reads: shared with every series of the family.
+    index: BucketIndex,
     /// The value of one HDR unit.
     resolution: f64,
-    inv_resolution: f64,
     /// The exponential bucket of each HDR index at the scale last asked
     /// for (see `exponential::bucket_table`), built on first use.
     exponential: parking_lot::Mutex<Option<(i32, std::sync::Arc<[i32]>)>>,
+}
+
+/// What a record needs from its family's bucket map: the HDR scale and the
+/// table from HDR index to classic bucket. Each series keeps a copy (a
+/// float and a reference-counted pointer), so a record goes from the series
+/// straight to the table entry: after the caches were flushed, one cache
+/// line fewer than through the map.
+#[derive(Clone)]
+pub(crate) struct BucketIndex {
+    inv_resolution: f64,
+    /// For each HDR index, a bucket index at or below the right one (low
+    /// byte), with [`SETTLED`] when it is the right one for every value
+    /// with that index.
+    start: std::sync::Arc<[u16; layout::LEN]>,
+}
+
+impl BucketIndex {
+    /// The HDR index of a non-NaN value (negatives map to 0, values beyond
+    /// the tracked range to the last index).
+    #[inline]
+    pub(crate) fn hdr_index(&self, value: f64) -> usize {
+        // Clamped as a float first (negatives to 0, huge values and
+        // infinities to the last unit): the conversion of a value already in
+        // range is one instruction, where a saturating `as u64` of any float
+        // takes a dozen on the recording path.
+        let units = (value * self.inv_resolution).clamp(0.0, layout::HIGHEST as f64);
+        layout::index_of(units as i64 as u64)
+    }
+
+    /// The classic bucket of a non-NaN `value` whose HDR index is `hdr_index`
+    /// (`bounds.len()` is the `+Inf` bucket); `bounds` are read only when
+    /// the index is not settled.
+    #[inline]
+    pub(crate) fn bucket<'b>(
+        &self,
+        value: f64,
+        hdr_index: usize,
+        bounds: impl FnOnce() -> &'b [f64],
+    ) -> usize {
+        let entry = self.start[hdr_index];
+        let mut i = usize::from(entry as u8);
+        if entry & SETTLED == 0 {
+            let bounds = bounds();
+            while i < bounds.len() && value > bounds[i] {
+                i += 1;
+            }
+        }
+        i
+    }
 }
 
 impl std::fmt::Debug for BucketMap {
@@ -51,8 +97,9 @@ impl BucketMap {
         // buckets, 1 token for the GenAI token buckets).
         let highest = bounds.last().copied().filter(|b| *b > 0.0).unwrap_or(1.0) * 2.0;
         let resolution = highest / layout::HIGHEST as f64;
-        let mut start = Box::new([0u16; layout::LEN]);
-        for (index, slot) in start.iter_mut().enumerate() {
+        let mut start = std::sync::Arc::new([0u16; layout::LEN]);
+        let table = std::sync::Arc::get_mut(&mut start).expect("just made");
+        for (index, slot) in table.iter_mut().enumerate() {
             // Every value with this index lies in [floor, ceiling]: one unit
             // beyond each end absorbs float rounding. Index 0 also holds every
             // negative value, the last index every value beyond the range.
@@ -71,9 +118,11 @@ impl BucketMap {
         }
         BucketMap {
             bounds,
-            start,
+            index: BucketIndex {
+                inv_resolution: 1.0 / resolution,
+                start,
+            },
             resolution,
-            inv_resolution: 1.0 / resolution,
             exponential: parking_lot::Mutex::new(None),
         }
     }
@@ -101,31 +150,23 @@ impl BucketMap {
         self.resolution
     }
 
+    /// What a record needs (see [`BucketIndex`]).
+    pub(crate) fn index(&self) -> &BucketIndex {
+        &self.index
+    }
+
     /// The HDR index of a non-NaN value (negatives map to 0, values beyond
     /// the tracked range to the last index).
     #[inline]
     pub(crate) fn hdr_index(&self, value: f64) -> usize {
-        // Clamped as a float first (negatives to 0, huge values and
-        // infinities to the last unit): the conversion of a value already in
-        // range is one instruction, where a saturating `as u64` of any float
-        // takes a dozen on the recording path.
-        let units = (value * self.inv_resolution).clamp(0.0, layout::HIGHEST as f64);
-        layout::index_of(units as i64 as u64)
+        self.index.hdr_index(value)
     }
 
     /// The classic bucket of a non-NaN `value` whose HDR index is `hdr_index`
     /// (`bounds.len()` is the `+Inf` bucket).
     #[inline]
     pub(crate) fn bucket(&self, value: f64, hdr_index: usize) -> usize {
-        let entry = self.start[hdr_index];
-        let mut i = usize::from(entry as u8);
-        if entry & SETTLED == 0 {
-            let bounds = &*self.bounds;
-            while i < bounds.len() && value > bounds[i] {
-                i += 1;
-            }
-        }
-        i
+        self.index.bucket(value, hdr_index, || &self.bounds)
     }
 }
 

@@ -33,6 +33,7 @@
 
 use hdrhistogram::Histogram as HdrHistogram;
 
+use super::bucket_map::BucketIndex;
 use super::exponential::{ExponentialBuckets, ExponentialScale};
 use super::hdr_counts::{NarrowCounts, WideCounts};
 use super::{layout, BucketMap};
@@ -50,6 +51,9 @@ pub struct HistogramStorage {
     /// NaN observations that were dropped.
     invalid: AtomicU64,
     buckets: std::sync::Arc<BucketMap>,
+    /// The family's bucket index, copied here so that a record reads the
+    /// table without going through the map.
+    index: BucketIndex,
     /// Owned slots followed by the shared slot (the last one).
     slots: Box<[AtomicPtr<ThreadHistogram>]>,
 }
@@ -292,6 +296,7 @@ impl HistogramStorage {
 
     pub(crate) fn with_owned(buckets: std::sync::Arc<BucketMap>, owned: usize) -> Self {
         HistogramStorage {
+            index: buckets.index().clone(),
             buckets,
             slots: (0..=owned)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
@@ -356,8 +361,10 @@ impl HistogramStorage {
         }
         let owned = self.slots.len() - 1;
         let slot = slot as usize;
-        let hdr_index = self.buckets.hdr_index(value);
-        let bucket = self.buckets.bucket(value, hdr_index);
+        let hdr_index = self.index.hdr_index(value);
+        let bucket = self
+            .index
+            .bucket(value, hdr_index, || self.buckets.bounds());
         if slot < owned {
             let thread = self.thread_histogram(slot);
             let count = &thread.buckets[bucket];
