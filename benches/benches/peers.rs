@@ -9,7 +9,11 @@
 //!
 //! With `BELUGA_COLD_ALTERNATING=<MiB>` set, no criterion suite runs: the
 //! cold turn and its steps are timed for every library alternately, turn by
-//! turn, and per-turn medians printed (see `cold_alternating`).
+//! turn, and per-turn medians printed (see `cold_alternating`;
+//! `BELUGA_COLD_ROUNDS` sets the turns per step, 500 by default). Run
+//! under `callgrind --cache-sim=yes --toggle-collect='*cold_step*'`, the
+//! same mode counts the cache lines each library's steps load
+//! (docs/benchmarks.md, "Cache lines, counted").
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
