@@ -79,8 +79,8 @@ impl Key {
     }
 }
 
-/// The next family id from `counter`: 1, 2, … up to `u32::MAX`, then 0
-/// for every later family. Ids must never repeat while a cache may hold a
+/// The next family id from `counter`: 1, 2, … up to `u32::MAX - 1`
+/// (the counter stops at `u32::MAX`), then 0 for every later family. Ids must never repeat while a cache may hold a
 /// way of the family (a way is read back as its family's storage type), so
 /// rather than wrap, families past the four billionth get 0, which the
 /// cache never stores: their lookups always take the family's index.
@@ -243,6 +243,35 @@ impl Set {
     pub(super) fn release_all(&mut self) {
         for way in 0..WAYS {
             self.release(way);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// Ids never wrap back to one in use: past `u32::MAX` every family gets
+    /// 0, which is never cached.
+    #[test]
+    fn family_ids_end_at_zero_instead_of_wrapping() {
+        let counter = AtomicU32::new(u32::MAX - 1);
+        assert_eq!(next_family_id(&counter), u32::MAX - 1);
+        assert_eq!(next_family_id(&counter), 0);
+        assert_eq!(next_family_id(&counter), 0);
+        assert!(!Key::new(0, 0, 0).cacheable());
+        assert!(Key::new(1, 0, 0).cacheable());
+    }
+
+    /// A lookup's tag never equals an empty way's, whatever the family,
+    /// version and hash (family 0 included), so an empty way is never
+    /// read as a hit.
+    #[test]
+    fn no_key_matches_an_empty_way() {
+        for (family, version, hash) in [(0, 0, 0), (0, 0, u64::MAX), (1, 0, 0), (0, 1 << 32, 2)] {
+            let key = Key::new(family, version, hash);
+            assert!(Set::EMPTY.tags.iter().all(|t| *t != key.tag));
         }
     }
 }
