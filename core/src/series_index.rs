@@ -65,6 +65,16 @@ const ENTRIES_PER_LINE: usize = 4;
 /// The low bits of [`SeriesIndex::current`] that hold log2 of the size.
 const SIZE_BITS: usize = 63;
 
+// `entries` reads an array of lines as one slice of entries: that needs the
+// lines to hold their entries with no padding in or between them. (Loom's
+// atomics are larger; under loom no index is ever read.)
+#[cfg(not(loom))]
+const _: () = assert!(
+    std::mem::size_of::<Line<()>>() == ENTRIES_PER_LINE * std::mem::size_of::<Entry<()>>()
+        && std::mem::size_of::<Line<()>>() == 64,
+    "a line is four 16-byte entries, nothing else"
+);
+
 /// An array that was replaced, waiting in `lookup_cache::retire`.
 struct Retired<S>(#[allow(dead_code)] Box<[Line<S>]>);
 
