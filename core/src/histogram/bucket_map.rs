@@ -47,12 +47,19 @@ impl BucketIndex {
     /// the tracked range to the last index).
     #[inline]
     pub(crate) fn hdr_index(&self, value: f64) -> usize {
-        // Clamped as a float first (negatives to 0, huge values and
-        // infinities to the last unit): the conversion of a value already in
-        // range is one instruction, where a saturating `as u64` of any float
-        // takes a dozen on the recording path.
-        let units = (value * self.inv_resolution).clamp(0.0, layout::HIGHEST as f64);
-        layout::index_of(units as i64 as u64)
+        // Clamped as a float first, by comparisons that send NaN to 0 too
+        // (`clamp` passes NaN through): negatives to 0, huge values and
+        // infinities to the last unit. Then the conversion needs no
+        // saturation: one instruction, where `as` adds five that check for
+        // NaN and overflow; `histogram_record/1_thread` 4.5 -> 3.9-4.1 ns.
+        let units = value * self.inv_resolution;
+        let units = if units > 0.0 { units } else { 0.0 };
+        let highest = layout::HIGHEST as f64;
+        let units = if units < highest { units } else { highest };
+        // SAFETY: `units` is not NaN and lies in `0..=HIGHEST` (above), so
+        // it truncates to an `i64` without overflow, which is all that
+        // `to_int_unchecked` asks.
+        layout::index_of_in_range(unsafe { units.to_int_unchecked::<i64>() } as u64)
     }
 
     /// The classic bucket of a non-NaN `value` whose HDR index is `hdr_index`
@@ -220,8 +227,78 @@ mod tests {
         .prop_filter("finite", |v| v.is_finite())
     }
 
+    /// The recording path's HDR index at the values where its unchecked
+    /// conversion could go wrong; small enough for Miri (`scripts/test.sh`),
+    /// which would report the undefined behaviour of an out-of-range
+    /// `to_int_unchecked`.
+    #[test]
+    fn hdr_index_at_the_edges() {
+        let map = BucketMap::new(Buckets::gen_ai_operation_duration().shared());
+        let index = map.index();
+        let unit = map.resolution();
+        let highest = layout::HIGHEST as f64 * unit;
+        for value in [
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            -f64::MAX,
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            unit,
+            unit.next_down(),
+            highest,
+            highest.next_up(),
+            highest.next_down(),
+            highest * 2.0,
+        ] {
+            let units = value / unit;
+            let plain = layout::index_of(if units > 0.0 { units as u64 } else { 0 });
+            assert_eq!(index.hdr_index(value), plain, "value {value:e}");
+            assert!(index.hdr_index(value) < layout::LEN);
+        }
+    }
+
+    /// Every `f64` bit pattern: NaNs, infinities, subnormals, both zeros.
+    fn any_bits() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u64>().prop_map(f64::from_bits),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(-0.0),
+            Just(layout::HIGHEST as f64),
+            Just((layout::HIGHEST as f64).next_up()),
+            Just((layout::HIGHEST as f64).next_down()),
+        ]
+    }
+
+    /// Any positive normal scale (the inverse of a resolution).
+    fn any_scale() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        any_bits().prop_filter("a usable scale", |s| s.is_normal() && *s > 0.0)
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The recording path's HDR index (float clamp, unchecked
+        /// conversion) is the plain definition: the saturating conversion
+        /// of the value in HDR units, with NaN and negatives at 0, for every
+        /// bit pattern and for scales from tiny to huge.
+        #[test]
+        fn hdr_index_is_the_saturating_definition(
+            value in any_bits(),
+            scale in any_scale(),
+        ) {
+            let index = BucketIndex { inv_resolution: scale, start: BucketMap::new(Buckets::new([]).shared()).index().start.clone() };
+            let units = value * scale;
+            let plain = layout::index_of(if units > 0.0 { units as u64 } else { 0 });
+            proptest::prop_assert_eq!(index.hdr_index(value), plain, "value {:e} scale {:e}", value, scale);
+        }
 
         /// For every bucket set registration accepts and every finite value,
         /// the table's bucket is the plain definition's (first bound >= value).

@@ -22,7 +22,14 @@ const _: () = assert!(index_of(HIGHEST) == LEN - 1);
 /// Position in the counts array of integer `value` (clamped to [`HIGHEST`]).
 #[inline]
 pub(crate) const fn index_of(value: u64) -> usize {
-    let value = if value > HIGHEST { HIGHEST } else { value };
+    index_of_in_range(if value > HIGHEST { HIGHEST } else { value })
+}
+
+/// [`index_of`] of a value already at most [`HIGHEST`] (the recording path
+/// clamps as a float first).
+#[inline]
+pub(crate) const fn index_of_in_range(value: u64) -> usize {
+    debug_assert!(value <= HIGHEST);
     // Power-of-two bucket: 0 for values below 256, then one per doubling.
     let bucket = (64 - HALF_MAGNITUDE - 1 - (value | 0xff).leading_zeros()) as usize;
     let sub_bucket = (value >> bucket) as usize;

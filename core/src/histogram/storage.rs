@@ -359,13 +359,15 @@ impl HistogramStorage {
             self.invalid.fetch_add(1, Relaxed);
             return;
         }
-        let owned = self.slots.len() - 1;
         let slot = slot as usize;
         let hdr_index = self.index.hdr_index(value);
         let bucket = self
             .index
             .bucket(value, hdr_index, || self.buckets.bounds());
-        if slot < owned {
+        // The last slot is the shared one. Written as `slot + 1 < len`
+        // (which cannot overflow: `slot` came from a `u32`), the comparison
+        // also proves the index in bounds, so no second check is made.
+        if slot + 1 < self.slots.len() {
             let thread = self.thread_histogram(slot);
             let count = &thread.buckets[bucket];
             let before = count.load(Relaxed);
@@ -385,7 +387,7 @@ impl HistogramStorage {
             }
             thread.hdr.increment(hdr_index, &self.wide);
         } else {
-            let thread = self.thread_histogram(owned);
+            let thread = self.thread_histogram(self.slots.len() - 1);
             thread.buckets[bucket].fetch_add(1, Relaxed);
             shared_update_f64(&thread.sum, |s| {
                 Some((s + value).clamp(-f64::MAX, f64::MAX))
