@@ -126,7 +126,8 @@ impl<M: Metric> FamilyInner<M> {
                     expiry.keep_expired(hash, &series, fingerprint_now);
                 } else {
                     table.insert(hash, series.clone());
-                    self.index.insert(hash, &series);
+                    self.index
+                        .insert(hash, &series, |values| hash_values(self.seed, values).ok());
                 }
             }
         }

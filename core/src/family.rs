@@ -219,7 +219,9 @@ impl<M: Metric> Family<M> {
                 .and_then(|e| e.revive(hash, values))
             {
                 table.insert(hash, series.clone());
-                self.inner.index.insert(hash, &series);
+                self.inner
+                    .index
+                    .insert(hash, &series, |values| self.rehash(values));
                 return Resolved {
                     series,
                     cacheable: true,
@@ -242,11 +244,18 @@ impl<M: Metric> Family<M> {
         ));
         crate::first_use::note();
         table.insert(hash, series.clone());
-        self.inner.index.insert(hash, &series);
+        self.inner
+            .index
+            .insert(hash, &series, |values| self.rehash(values));
         Resolved {
             series,
             cacheable: true,
         }
+    }
+
+    /// The hash of a series' label values, for the index's growth.
+    fn rehash(&self, values: &[Box<str>]) -> Option<u64> {
+        hash_values(self.inner.seed, values).ok()
     }
 
     fn overflow_series(&self) -> &Arc<Series<M::Storage>> {

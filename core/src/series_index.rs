@@ -10,28 +10,35 @@
 //!
 //! # Protocol
 //!
-//! * **Layout.** An open-addressing array of `(tag, series)` entries,
-//!   probed linearly from the hash; `tag` is the label-set hash with its low
-//!   bit set (0 marks an empty entry), `series` a pointer to a series the
-//!   family's table owns. At most half the entries are used (live or
-//!   removed), so every probe ends at an empty entry. The array is made of
-//!   64-byte lines, and the pointer to it carries log2 of its size in its
-//!   six low bits, so a reader finds both with one load (from the family's
+//! * **Layout.** An open-addressing array of one-word entries, probed
+//!   linearly from bits of the label-set hash: an entry is a pointer to a
+//!   series the family's table owns, with a 16-bit tag (the hash's top
+//!   bits, low bit set) in the address's unused top 16 bits. Null marks an
+//!   empty entry, a tag with address 0 a removed one. At most half the
+//!   entries are used (live or removed), so every probe ends at an empty
+//!   entry. The array is made of 64-byte lines of eight entries (50,000
+//!   label sets in 1 MiB, where two-word entries took 2 MiB and left the
+//!   L2 cache), and the pointer to it carries log2 of its size in its six
+//!   low bits, so a reader finds both with one load (from the family's
 //!   first cache line) and goes straight to its entry. A reader compares
-//!   the series' packed label values (`packed_values`), one line for short
-//!   values, rather than its list of boxed strings.
+//!   the series' packed label values (`packed_values`), kept inside the
+//!   series when short, rather than its list of boxed strings. A series
+//!   whose address needs the top 16 bits (none on the 64-bit platforms
+//!   Linux, macOS and Windows run on; every one on 32-bit platforms) is
+//!   not indexed: lookups find it through the table.
 //! * **Writers** are serialised by the family table's write lock: every
 //!   method that changes the index says so and is only called under it. An
-//!   insert fills an empty entry: series pointer first, then the tag, both
-//!   release stores. A removal nulls the series pointer (release) and keeps
-//!   the tag, so probes continue past it; a growth (when half the entries
-//!   are used) builds a new array from the live entries, publishes it with a
+//!   insert fills an empty entry with one release store. A removal stores
+//!   the tag alone (release), so probes continue past it; a growth (when
+//!   half the entries are used) builds a new array from the live entries,
+//!   placing each by the hash of its label values (the family rehashes
+//!   them: an entry keeps only 16 bits of its hash), publishes it with a
 //!   release store and *retires* the old one.
 //! * **Readers** run inside their thread's lookup-cache gate (see
-//!   `lookup_cache::gate`) and load everything with acquire: a tag they see
-//!   was stored after its series pointer, so the pointer is there (or null,
-//!   removed since). They compare label values, so equal hashes never merge
-//!   two series.
+//!   `lookup_cache::gate`) and load entries with acquire, which pairs with
+//!   the store that published the entry after the series was made. Tags
+//!   are only a filter: readers compare label values, so equal hashes (or
+//!   tags) never merge two series.
 //! * **Reclamation.** A removed series and a replaced array may still be in
 //!   use by a reader that loaded them before the change. The family hands
 //!   the table's reference to a removed series, and the index hands its old
@@ -49,21 +56,24 @@ use std::sync::Arc;
 use crate::series::Series;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering::*};
 
-/// One entry: a tag (0: empty) and a series pointer (null: removed).
-struct Entry<S> {
-    tag: AtomicU64,
-    series: AtomicPtr<Series<S>>,
-}
+/// One entry, one word: the series pointer with a 16-bit tag from its
+/// label-set hash in the address's unused top bits (null: empty; a tag
+/// with address 0: removed).
+type Entry<S> = AtomicPtr<Series<S>>;
 
-/// Four entries: one cache line. Arrays are made of lines, so an array's
+/// Eight entries: one cache line. Arrays are made of lines, so an array's
 /// address has six low zero bits, which [`SeriesIndex::current`] uses to
 /// carry the array's size: a reader finds both with one load.
 #[repr(C, align(64))]
 struct Line<S>([Entry<S>; ENTRIES_PER_LINE]);
 
-const ENTRIES_PER_LINE: usize = 4;
+const ENTRIES_PER_LINE: usize = 8;
 /// The low bits of [`SeriesIndex::current`] that hold log2 of the size.
 const SIZE_BITS: usize = 63;
+/// Where an entry's tag starts: the top 16 bits of the word.
+const TAG_SHIFT: u32 = usize::BITS - 16;
+/// The address bits of an entry.
+const ADDRESS: usize = (1 << TAG_SHIFT) - 1;
 
 // `entries` reads an array of lines as one slice of entries: that needs the
 // lines to hold their entries with no padding in or between them. (Loom's
@@ -72,7 +82,7 @@ const SIZE_BITS: usize = 63;
 const _: () = assert!(
     std::mem::size_of::<Line<()>>() == ENTRIES_PER_LINE * std::mem::size_of::<Entry<()>>()
         && std::mem::size_of::<Line<()>>() == 64,
-    "a line is four 16-byte entries, nothing else"
+    "a line is eight one-word entries, nothing else"
 );
 
 /// An array that was replaced, waiting in `lookup_cache::retire`.
@@ -95,14 +105,45 @@ pub(crate) struct SeriesIndex<S> {
     live: AtomicU64,
 }
 
-/// The tag stored for a label-set hash (never 0).
-fn tag_of(hash: u64) -> u64 {
-    hash | 1
+/// The tag kept for a label-set hash: its top 16 bits with the low one set,
+/// so never 0.
+fn tag_of(hash: u64) -> usize {
+    (hash >> 48) as usize | 1
 }
 
-/// Where a probe for `tag` starts: the high bits (the low bit is forced).
-fn start(tag: u64, mask: usize) -> usize {
-    (tag >> 32) as usize & mask
+/// Where a probe for `hash` starts: bits the tag does not hold, as long as
+/// the array has at most 2^32 entries.
+fn start(hash: u64, mask: usize) -> usize {
+    (hash >> 16) as usize & mask
+}
+
+/// `series` with `tag` in the top bits, as an entry holds it, or `None`
+/// when its address needs those bits (not on the 64-bit platforms Linux,
+/// macOS and Windows run on, which use at most 48 address bits for the
+/// heap; on 32-bit ones, always): such a series is left out of the index
+/// and found through the family's table.
+fn tagged<S>(series: *const Series<S>, tag: usize) -> Option<*mut Series<S>> {
+    if series as usize & !ADDRESS != 0 {
+        return None;
+    }
+    // `wrapping_add` keeps the pointer's provenance; the result is only
+    // dereferenced after `untag` brings it back.
+    Some(
+        series
+            .cast::<u8>()
+            .wrapping_add(tag << TAG_SHIFT)
+            .cast_mut()
+            .cast(),
+    )
+}
+
+/// The series pointer of an entry whose tag is `tag` (null if removed).
+fn untag<S>(entry: *mut Series<S>, tag: usize) -> *const Series<S> {
+    entry
+        .cast::<u8>()
+        .wrapping_sub(tag << TAG_SHIFT)
+        .cast_const()
+        .cast()
 }
 
 const INITIAL_CAPACITY: usize = 16;
@@ -113,10 +154,9 @@ fn new_array<S>(capacity: usize) -> *mut Line<S> {
     debug_assert!(capacity.is_power_of_two() && capacity >= ENTRIES_PER_LINE);
     let lines: Box<[Line<S>]> = (0..capacity / ENTRIES_PER_LINE)
         .map(|_| {
-            Line(std::array::from_fn(|_| Entry {
-                tag: AtomicU64::new(0),
-                series: AtomicPtr::new(std::ptr::null_mut()),
-            }))
+            Line(std::array::from_fn(
+                |_| AtomicPtr::new(std::ptr::null_mut()),
+            ))
         })
         .collect();
     let base = Box::into_raw(lines).cast::<u8>();
@@ -142,7 +182,7 @@ unsafe fn entries<'a, S>(tagged: *mut Line<S>) -> &'a [Entry<S>] {
     let base = untagged(tagged).cast::<Entry<S>>();
     // SAFETY: the array is `len / ENTRIES_PER_LINE` lines of
     // `ENTRIES_PER_LINE` entries each, `repr(C)` without padding between
-    // entries (an entry is 16 bytes), alive for `'a` (the caller).
+    // entries (an entry is one word), alive for `'a` (the caller).
     unsafe { std::slice::from_raw_parts(base, len) }
 }
 
@@ -157,15 +197,14 @@ unsafe fn into_box<S>(tagged: *mut Line<S>) -> Box<[Line<S>]> {
     unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, lines)) }
 }
 
-/// Writer: puts `series` in the first empty entry of its probe.
-fn fill<S>(entries: &[Entry<S>], tag: u64, series: *const Series<S>) {
+/// Writer: puts `entry` (a tagged series) in the first empty entry of the
+/// probe for `hash`, with one release store.
+fn fill<S>(entries: &[Entry<S>], hash: u64, entry: *mut Series<S>) {
     let mask = entries.len() - 1;
-    let mut i = start(tag, mask);
+    let mut i = start(hash, mask);
     loop {
-        let entry = &entries[i];
-        if entry.tag.load(Relaxed) == 0 {
-            entry.series.store(series.cast_mut(), Release);
-            entry.tag.store(tag, Release);
+        if entries[i].load(Relaxed).is_null() {
+            entries[i].store(entry, Release);
             return;
         }
         i = (i + 1) & mask;
@@ -197,23 +236,22 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
         let entries = self.entries();
         let tag = tag_of(hash);
         let mask = entries.len() - 1;
-        let mut i = start(tag, mask);
+        let mut i = start(hash, mask);
         loop {
-            let entry = &entries[i];
-            let seen = entry.tag.load(Acquire);
-            if seen == 0 {
+            let seen = entries[i].load(Acquire);
+            let bits = seen as usize;
+            if bits == 0 {
                 return None;
             }
-            if seen == tag {
-                let series = entry.series.load(Acquire);
-                if !series.is_null() {
-                    // SAFETY: a non-null series pointer in the index points
-                    // to a series the table owned when it was loaded; a
-                    // removed series is retired, not freed, until this
-                    // reader has left its gate (module docs).
-                    if unsafe { &(*series).packed_values }.equals(values) {
-                        return Some(series);
-                    }
+            if bits >> TAG_SHIFT == tag && bits & ADDRESS != 0 {
+                let series = untag(seen, tag);
+                // SAFETY: a live entry points to a series the table owned
+                // when it was loaded (the acquire load pairs with the
+                // writer's release store, which came after the series was
+                // made); a removed series is retired, not freed, until this
+                // reader has left its gate (module docs).
+                if unsafe { &(*series).packed_values }.equals(values) {
+                    return Some(series);
                 }
             }
             i = (i + 1) & mask;
@@ -221,13 +259,25 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
     }
 
     /// Writer, under the family table's write lock: indexes `series`
-    /// (which the table now owns) under `hash`.
-    pub(crate) fn insert(&self, hash: u64, series: &Arc<Series<S>>) {
+    /// (which the table now owns) under `hash`. A series whose address
+    /// leaves no room for the tag is not indexed (see [`tagged`]).
+    /// `rehash` gives the hash of an indexed series' label values (the
+    /// family's own, `hash_values` with its seed): a growth needs it to
+    /// place the entries, which keep 16 bits of their hash.
+    pub(crate) fn insert(
+        &self,
+        hash: u64,
+        series: &Arc<Series<S>>,
+        rehash: impl Fn(&[Box<str>]) -> Option<u64>,
+    ) {
+        let Some(entry) = tagged(Arc::as_ptr(series), tag_of(hash)) else {
+            return;
+        };
         let used = self.used.load(Relaxed) as usize;
         if (used + 1) * 2 > self.entries().len() {
-            self.rebuild(1);
+            self.rebuild(1, rehash);
         }
-        fill(self.entries(), tag_of(hash), Arc::as_ptr(series));
+        fill(self.entries(), hash, entry);
         self.used.fetch_add(1, Relaxed);
         self.live.fetch_add(1, Relaxed);
     }
@@ -237,16 +287,19 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
     pub(crate) fn remove(&self, hash: u64, series: &Arc<Series<S>>) {
         let entries = self.entries();
         let tag = tag_of(hash);
-        let target = Arc::as_ptr(series).cast_mut();
-        let mut i = start(tag, entries.len() - 1);
+        let Some(target) = tagged(Arc::as_ptr(series), tag) else {
+            return; // never indexed
+        };
+        let mut i = start(hash, entries.len() - 1);
         loop {
-            let entry = &entries[i];
-            let seen = entry.tag.load(Relaxed);
-            if seen == 0 {
+            let seen = entries[i].load(Relaxed);
+            if seen.is_null() {
                 return; // not indexed
             }
-            if seen == tag && entry.series.load(Relaxed) == target {
-                entry.series.store(std::ptr::null_mut(), Release);
+            if seen == target {
+                // The tag stays, so that probes continue past the entry.
+                let removed = std::ptr::null_mut::<u8>().wrapping_add(tag << TAG_SHIFT);
+                entries[i].store(removed.cast(), Release);
                 self.live.fetch_sub(1, Relaxed);
                 return;
             }
@@ -257,21 +310,29 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
     /// Writer: replaces the array with one sized for the live entries plus
     /// `extra`, without the removed ones, and retires the old one.
     #[cold]
-    fn rebuild(&self, extra: usize) {
+    fn rebuild(&self, extra: usize, rehash: impl Fn(&[Box<str>]) -> Option<u64>) {
         let old = self.entries();
         let live = self.live.load(Relaxed) as usize + extra;
         // Between a quarter and half full after a rebuild: dense enough
-        // that 50,000 label sets fit in 1 MiB, sparse enough for short
-        // probes.
+        // that 50,000 label sets fit in 1 MiB (eight-byte entries),
+        // sparse enough for short probes.
         let capacity = (live * 2 + 2).next_power_of_two().max(INITIAL_CAPACITY);
         let fresh = new_array::<S>(capacity);
         // SAFETY: just made, not published yet.
         let fresh_entries = unsafe { entries(fresh) };
         let mut used = 0;
         for entry in old {
-            let series = entry.series.load(Relaxed);
-            if !series.is_null() {
-                fill(fresh_entries, entry.tag.load(Relaxed), series);
+            let seen = entry.load(Relaxed);
+            let tag = seen as usize >> TAG_SHIFT;
+            if seen as usize & ADDRESS == 0 {
+                continue; // empty or removed
+            }
+            // SAFETY: a live entry's series is owned by the table, whose
+            // write lock the caller holds, so it is alive.
+            let series = unsafe { &*untag(seen, tag) };
+            // Its values passed the length check when it was made.
+            if let Some(hash) = rehash(&series.label_values) {
+                fill(fresh_entries, hash, seen);
                 used += 1;
             }
         }
@@ -321,9 +382,10 @@ mod tests {
     fn equal_hashes_never_merge_label_sets() {
         let desc = descriptor();
         let index = SeriesIndex::new();
+        let rehash = |_: &[Box<str>]| Some(42);
         let (ab_c, a_bc) = (series(&desc, "ab", "c"), series(&desc, "a", "bc"));
-        index.insert(42, &ab_c);
-        index.insert(42, &a_bc);
+        index.insert(42, &ab_c, rehash);
+        index.insert(42, &a_bc, rehash);
         assert_eq!(index.find(42, &["ab", "c"]), Some(Arc::as_ptr(&ab_c)));
         assert_eq!(index.find(42, &["a", "bc"]), Some(Arc::as_ptr(&a_bc)));
         assert_eq!(index.find(42, &["abc", ""]), None);
@@ -332,17 +394,37 @@ mod tests {
         assert_eq!(index.find(42, &["a", "bc"]), Some(Arc::as_ptr(&a_bc)));
     }
 
+    /// Only addresses that leave the top 16 bits free take a tag; others
+    /// are left out of the index (and found through the table).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_tag_goes_only_where_the_address_leaves_room() {
+        // Addresses without provenance: only compared, never read.
+        let at = |address: usize| {
+            std::ptr::null::<u8>()
+                .wrapping_add(address)
+                .cast::<Series<()>>()
+        };
+        let low = at(0x7fff_ffff_f000);
+        let entry = tagged(low, 0x8001).expect("a 47-bit address has room");
+        assert_eq!(entry as usize >> TAG_SHIFT, 0x8001);
+        assert_eq!(untag(entry, 0x8001), low);
+        let high = at(1 << 50);
+        assert!(tagged(high, 1).is_none());
+    }
+
     /// The index against the plain definition (a map from label values to
     /// the series), through inserts, removals, re-inserts and rebuilds.
     #[test]
     fn finds_what_a_map_of_label_values_finds() {
         let desc = descriptor();
+        // Few distinct hashes, so that probes cross collisions and removed
+        // entries all the time (and every tag is the same).
         let index = SeriesIndex::new();
+        let hash = |a: &str, b: &str| (a.len() as u64 * 31 + b.len() as u64) << 32;
+        let rehash = |values: &[Box<str>]| Some(hash(&values[0], &values[1]));
         let mut model: std::collections::HashMap<(String, String), Arc<Series<()>>> =
             Default::default();
-        // Few distinct hashes, so that probes cross collisions and removed
-        // entries all the time.
-        let hash = |a: &str, b: &str| (a.len() as u64 * 31 + b.len() as u64) << 32;
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
         // Miri (which checks the tagged array pointer) runs it shorter.
         let rounds = if cfg!(miri) { 400 } else { 20_000 };
@@ -355,7 +437,7 @@ mod tests {
             match (rng >> 20) % 3 {
                 0 if !model.contains_key(&key) => {
                     let s = series(&desc, &a, &b);
-                    index.insert(hash(&a, &b), &s);
+                    index.insert(hash(&a, &b), &s, rehash);
                     model.insert(key, s);
                 }
                 1 => {
@@ -369,6 +451,7 @@ mod tests {
             assert_eq!(found, model.get(&(a, b)).map(Arc::as_ptr));
         }
         assert!(index.capacity() >= 2 * model.len());
+        assert!(index.used.load(Relaxed) as usize >= model.len());
         // The retired arrays wait for no one here: no thread is in a lookup.
         crate::lookup_cache::collect_garbage();
     }
