@@ -12,58 +12,24 @@
 //!
 //! Layout: per value, its length in bytes as a little-endian `u32`, then
 //! its UTF-8 bytes; nothing is aligned and there is no count in front (a
-//! comparison checks the packed size instead).
-//!
-//! Up to [`INLINE`] packed bytes (two values of up to 15 bytes, three of
-//! up to 8) are kept inside the series itself, so that a lookup reads them
-//! from the series' own cache lines, whose addresses it has as soon as it
-//! has the series pointer: in their own allocation they were a third
-//! dependent load after the index entry and the series (18 % of the
-//! samples of a scrambled 5,000-set lookup, `perf`). Longer ones keep their
-//! own allocation.
+//! comparison checks the allocation's size instead).
 
 use crate::label_set::same_bytes;
 
-/// Packed bytes kept inside the series, at most.
-pub(crate) const INLINE: usize = 38;
-
 /// The label values of one series, in the family's label order, packed.
-pub(crate) enum PackedValues {
-    /// The first `len` bytes of `bytes`.
-    Inline { len: u8, bytes: [u8; INLINE] },
-    /// More than [`INLINE`] bytes.
-    Heap(Box<[u8]>),
-}
+pub(crate) struct PackedValues(Box<[u8]>);
 
 impl PackedValues {
     /// Packs `values`. Lengths past `u32::MAX` cannot occur: values are at
     /// most [`MAX_LABEL_VALUE_BYTES`](crate::MAX_LABEL_VALUE_BYTES) long.
     pub(crate) fn new<'v>(values: impl Iterator<Item = &'v str> + Clone) -> PackedValues {
-        let size: usize = values.clone().map(|v| 4 + v.len()).sum();
-        let mut packed = Vec::with_capacity(size);
+        let bytes: usize = values.clone().map(|v| 4 + v.len()).sum();
+        let mut packed = Vec::with_capacity(bytes);
         for value in values {
             packed.extend_from_slice(&(value.len() as u32).to_le_bytes());
             packed.extend_from_slice(value.as_bytes());
         }
-        if packed.len() <= INLINE {
-            let mut bytes = [0; INLINE];
-            bytes[..packed.len()].copy_from_slice(&packed);
-            PackedValues::Inline {
-                len: packed.len() as u8,
-                bytes,
-            }
-        } else {
-            PackedValues::Heap(packed.into_boxed_slice())
-        }
-    }
-
-    /// The packed bytes.
-    #[inline]
-    fn bytes(&self) -> &[u8] {
-        match self {
-            PackedValues::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            PackedValues::Heap(bytes) => bytes,
-        }
+        PackedValues(packed.into_boxed_slice())
     }
 
     /// Whether the values are exactly `values`, value by value (so
@@ -78,7 +44,7 @@ impl PackedValues {
     /// one must end where the allocation ends.
     #[inline]
     pub(crate) fn equals<V: AsRef<str>>(&self, values: &[V]) -> bool {
-        let packed = self.bytes();
+        let packed: &[u8] = &self.0;
         let mut at = 0;
         for value in values {
             let value = value.as_ref().as_bytes();
@@ -100,20 +66,6 @@ impl PackedValues {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn short_values_stay_inline_and_long_ones_do_not() {
-        let fits = "a".repeat(INLINE - 4);
-        assert!(matches!(
-            PackedValues::new([fits.as_str()].into_iter()),
-            PackedValues::Inline { .. }
-        ));
-        let over = "a".repeat(INLINE - 3);
-        let packed = PackedValues::new([over.as_str()].into_iter());
-        assert!(matches!(packed, PackedValues::Heap(_)));
-        assert!(packed.equals(&[over.as_str()]));
-        assert!(!packed.equals(&[fits.as_str()]));
-    }
 
     #[test]
     fn value_boundaries_count() {
@@ -156,7 +108,6 @@ mod tests {
         fn equals_is_value_by_value_equality(
             stored in proptest::collection::vec("[a-c]{0,20}", 0..4),
             other in proptest::collection::vec("[a-c]{0,20}", 0..4),
-
             cut in 0usize..40,
             flip in proptest::option::of(0usize..4),
         ) {

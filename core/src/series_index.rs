@@ -21,8 +21,8 @@
 //!   L2 cache), and the pointer to it carries log2 of its size in its six
 //!   low bits, so a reader finds both with one load (from the family's
 //!   first cache line) and goes straight to its entry. A reader compares
-//!   the series' packed label values (`packed_values`), kept inside the
-//!   series when short, rather than its list of boxed strings. A series
+//!   the series' packed label values (`packed_values`), one line for short
+//!   values, rather than its list of boxed strings. A series
 //!   whose address needs the top 16 bits (none on the 64-bit platforms
 //!   Linux, macOS and Windows run on; every one on 32-bit platforms) is
 //!   not indexed: lookups find it through the table.
