@@ -23,9 +23,10 @@
 //!   first cache line) and goes straight to its entry. A reader compares
 //!   the series' packed label values (`packed_values`), one line for short
 //!   values, rather than its list of boxed strings. A series
-//!   whose address needs the top 16 bits (none on the 64-bit platforms
-//!   Linux, macOS and Windows run on; every one on 32-bit platforms) is
-//!   not indexed: lookups find it through the table.
+//!   whose address needs the top 16 bits (none on x86-64 and arm64 Linux,
+//!   macOS and Windows; every one on 32-bit platforms and under an
+//!   allocator that tags pointers' top byte, as Android's does) is not
+//!   indexed: lookups find it through the table.
 //! * **Writers** are serialised by the family table's write lock: every
 //!   method that changes the index says so and is only called under it. An
 //!   insert fills an empty entry with one release store. A removal stores
@@ -118,10 +119,11 @@ fn start(hash: u64, mask: usize) -> usize {
 }
 
 /// `series` with `tag` in the top bits, as an entry holds it, or `None`
-/// when its address needs those bits (not on the 64-bit platforms Linux,
-/// macOS and Windows run on, which use at most 48 address bits for the
-/// heap; on 32-bit ones, always): such a series is left out of the index
-/// and found through the family's table.
+/// when its address needs those bits (not on x86-64 and arm64 Linux, macOS
+/// and Windows, whose heaps use at most 48 address bits; always on 32-bit
+/// platforms, and where the allocator tags the top byte of pointers, as
+/// Android does on arm64): such a series is left out of the index and found
+/// through the family's table, correct but through its read lock.
 fn tagged<S>(series: *const Series<S>, tag: usize) -> Option<*mut Series<S>> {
     if series as usize & !ADDRESS != 0 {
         return None;
