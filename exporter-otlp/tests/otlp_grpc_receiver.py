@@ -11,12 +11,13 @@ request decoded, the scripted answer); answers follow --script, then OK:
     --script "hang"                    never answer the first call
     --script "partial:3"               OK with partial_success rejecting 3 points
 
-The server listens on --port once it prints nothing else: the tests poll the
-port.
+The server listens on --port (0: one the OS chooses) and then writes the port
+it is bound to into --ready, which the tests wait for.
 """
 
 import argparse
 import json
+import os
 import threading
 import time
 from concurrent import futures
@@ -32,6 +33,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--out", required=True)
 parser.add_argument("--script", default="")
+parser.add_argument("--ready", required=True, help="file to write the bound port to once listening")
 args = parser.parse_args()
 
 script = [step for step in args.script.split(",") if step]
@@ -78,6 +80,11 @@ class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
 
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
 metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
-server.add_insecure_port(f"127.0.0.1:{args.port}")
+port = server.add_insecure_port(f"127.0.0.1:{args.port}")
 server.start()
+# The bound port, atomically, once serving: the tests wait for this file
+# (port 0 lets the OS choose, so no other process can hold it).
+with open(args.ready + ".tmp", "w", encoding="utf-8") as f:
+    f.write(str(port))
+os.replace(args.ready + ".tmp", args.ready)
 server.wait_for_termination()

@@ -15,6 +15,7 @@ GET /ready answers 200 once the server listens.
 import argparse
 import gzip
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--out", required=True)
 parser.add_argument("--script", default="")
+parser.add_argument("--ready", required=True, help="file to write the bound port to once listening")
 args = parser.parse_args()
 
 script = [step for step in args.script.split(",") if step]
@@ -89,6 +91,15 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def announce(port):
+    """Writes the bound port to --ready, atomically: the tests wait for it
+    (port 0 lets the OS choose, so no other process can hold it)."""
+    with open(args.ready + ".tmp", "w", encoding="utf-8") as f:
+        f.write(str(port))
+    os.replace(args.ready + ".tmp", args.ready)
+
+
 server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
 server.daemon_threads = True
+announce(server.server_address[1])
 server.serve_forever()

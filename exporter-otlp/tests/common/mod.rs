@@ -14,12 +14,16 @@ use serde_json::Value;
 // The process helpers are shared with the Prometheus exporter's tests.
 #[path = "../../../exporter-prometheus/tests/common/mod.rs"]
 pub mod shared;
+// `free_port` is for tests that start a receiver later on a known port.
+#[allow(unused_imports)]
 pub use shared::{free_port, poll};
 
 /// Starts `exporter-otlp/tests/<receiver>` (a Python receiver decoding with
-/// the PyPI `opentelemetry-proto` package) on `port`, recording into a
-/// fresh JSON-lines file.
-fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, Child) {
+/// the PyPI `opentelemetry-proto` package) on `port` (0: one the OS
+/// chooses), recording into a fresh JSON-lines file; returns that file, the
+/// file the receiver writes its bound port to once listening, and the
+/// process.
+fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, PathBuf, Child) {
     static N: AtomicU32 = AtomicU32::new(0);
     let python = std::env::var("BELUGA_OTLP_PYTHON").unwrap_or_else(|_| {
         let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
@@ -35,6 +39,8 @@ fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, Child) {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_file(&out);
+    let ready = out.with_extension("port");
+    let _ = std::fs::remove_file(&ready);
     // Relative to the workspace, so other crates' tests can include this module.
     let path = format!(
         "{}/../exporter-otlp/tests/{receiver}",
@@ -49,11 +55,13 @@ fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, Child) {
             out.to_str().unwrap(),
             "--script",
             script,
+            "--ready",
+            ready.to_str().unwrap(),
         ])
         .stdin(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start the Python receiver {receiver}: {e}"));
-    (out, child)
+    (out, ready, child)
 }
 
 /// The JSON lines a Python receiver appended to `out`, in order.
@@ -81,8 +89,30 @@ pub struct ReceiverProcess {
 }
 
 impl ReceiverProcess {
+    /// Starts a receiver and waits until it listens. With `port` 0 the OS
+    /// chooses the port as the receiver binds, so no other process can
+    /// take it in between (a port picked beforehand could be, and a test
+    /// then talked to another test's receiver); a given port that is taken
+    /// fails here, clearly.
     fn spawn(receiver: &str, port: u16, script: &str) -> ReceiverProcess {
-        let (out, child) = spawn_python(receiver, port, script);
+        let (out, ready, mut child) = spawn_python(receiver, port, script);
+        let port = poll(
+            &format!("the OTLP receiver {receiver} to listen"),
+            Duration::from_secs(20),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "the receiver {receiver} exited ({status}) before listening on port {port}"
+                    );
+                }
+                std::fs::read_to_string(&ready)
+                    .ok()?
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+            },
+        );
+        let _ = std::fs::remove_file(&ready);
         ReceiverProcess { port, out, child }
     }
 
@@ -120,16 +150,17 @@ impl std::ops::Deref for Receiver {
 }
 
 impl Receiver {
+    /// A receiver on a port the OS chooses.
     pub fn start(script: &str) -> Receiver {
-        Receiver::start_on(free_port(), script)
+        Receiver::start_on(0, script)
     }
 
+    /// A receiver on `port`, answering its readiness check.
     pub fn start_on(port: u16, script: &str) -> Receiver {
         let receiver = Receiver(ReceiverProcess::spawn("otlp_receiver.py", port, script));
-        poll(
-            "the OTLP receiver to listen",
-            Duration::from_secs(20),
-            || receiver.ready().then_some(()),
+        assert!(
+            receiver.ready(),
+            "the OTLP receiver listens but does not answer"
         );
         receiver
     }
@@ -200,21 +231,17 @@ impl std::ops::Deref for GrpcReceiver {
 }
 
 impl GrpcReceiver {
+    /// A receiver on a port the OS chooses.
     pub fn start(script: &str) -> GrpcReceiver {
-        GrpcReceiver::start_on(free_port(), script)
+        GrpcReceiver::start_on(0, script)
     }
 
+    /// A receiver on `port`.
     pub fn start_on(port: u16, script: &str) -> GrpcReceiver {
-        let receiver = GrpcReceiver(ReceiverProcess::spawn(
+        GrpcReceiver(ReceiverProcess::spawn(
             "otlp_grpc_receiver.py",
             port,
             script,
-        ));
-        poll(
-            "the OTLP/gRPC receiver to listen",
-            Duration::from_secs(20),
-            || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()),
-        );
-        receiver
+        ))
     }
 }
