@@ -127,7 +127,7 @@ impl<M: Metric> FamilyInner<M> {
                 } else {
                     table.insert(hash, series.clone());
                     self.index
-                        .insert(hash, &series, |values| hash_values(self.seed, values).ok());
+                        .insert(hash, &series, |values| self.rehash(values));
                 }
             }
         }

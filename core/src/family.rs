@@ -64,6 +64,14 @@ pub(crate) struct FamilyInner<M: Metric> {
     pub(crate) expiry: Option<IdleExpiry<M::Storage>>,
 }
 
+impl<M: Metric> FamilyInner<M> {
+    /// The hash of a series' label values, as lookups compute it (the
+    /// index's growth places its entries by it).
+    pub(crate) fn rehash(&self, values: &[Box<str>]) -> Option<u64> {
+        hash_values(self.seed, values).ok()
+    }
+}
+
 /// A metric family with a fixed list of label names; each distinct list of
 /// label values is one series.
 ///
@@ -221,7 +229,7 @@ impl<M: Metric> Family<M> {
                 table.insert(hash, series.clone());
                 self.inner
                     .index
-                    .insert(hash, &series, |values| self.rehash(values));
+                    .insert(hash, &series, |values| self.inner.rehash(values));
                 return Resolved {
                     series,
                     cacheable: true,
@@ -246,16 +254,11 @@ impl<M: Metric> Family<M> {
         table.insert(hash, series.clone());
         self.inner
             .index
-            .insert(hash, &series, |values| self.rehash(values));
+            .insert(hash, &series, |values| self.inner.rehash(values));
         Resolved {
             series,
             cacheable: true,
         }
-    }
-
-    /// The hash of a series' label values, for the index's growth.
-    fn rehash(&self, values: &[Box<str>]) -> Option<u64> {
-        hash_values(self.inner.seed, values).ok()
     }
 
     fn overflow_series(&self) -> &Arc<Series<M::Storage>> {

@@ -96,9 +96,7 @@ fn arena() -> &'static parking_lot::Mutex<Arena> {
 /// 16-byte offset in the series' allocation (which the allocator aligns to
 /// 16 bytes), so it never straddles two cache lines: an increment right
 /// after the caches were flushed loads one line of the series, not two.
-/// With 24 bytes there it straddled one series in four, as it happened the
-/// plain counter of the cold-turn bench (0.6× of `prometheus` on that step
-/// instead of 0.9 - 1.0×).
+/// With 24 bytes there it straddled in one series allocation in four.
 #[repr(C)]
 pub struct Shards {
     chunk: Arc<Chunk>,
