@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use beluga_exporter_otlp::{Compression, ExportError, OtlpExporter, Temporality};
 use beluga_metrics::{Buckets, Opts, Registry, Unit};
 use beluga_monitor::Monitor;
-use common::{attribute, free_port, int, metric, resource_attribute, Receiver};
+use common::shared::free_port;
+use common::{attribute, int, metric, resource_attribute, Receiver};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -180,7 +180,7 @@ fn partial_success_is_reported_and_counted() {
 
 #[test]
 fn a_receiver_down_at_start_gets_the_totals_once_up_and_shutdown_keeps_its_deadline() {
-    let port = common::free_port();
+    let port = common::shared::free_port();
     let registry = registry();
     let rt = runtime();
     let exporter = rt.block_on(async {

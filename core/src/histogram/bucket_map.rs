@@ -254,7 +254,9 @@ mod tests {
             highest.next_down(),
             highest * 2.0,
         ] {
-            let units = value / unit;
+            // The same multiplication as the code, so only the clamp and the
+            // conversion are compared, not two roundings.
+            let units = value * index.inv_resolution;
             let plain = layout::index_of(if units > 0.0 { units as u64 } else { 0 });
             assert_eq!(index.hdr_index(value), plain, "value {value:e}");
             assert!(index.hdr_index(value) < layout::LEN);

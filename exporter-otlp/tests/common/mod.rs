@@ -14,9 +14,7 @@ use serde_json::Value;
 // The process helpers are shared with the Prometheus exporter's tests.
 #[path = "../../../exporter-prometheus/tests/common/mod.rs"]
 pub mod shared;
-// `free_port` is for tests that start a receiver later on a known port.
-#[allow(unused_imports)]
-pub use shared::{free_port, poll};
+pub use shared::poll;
 
 /// Starts `exporter-otlp/tests/<receiver>` (a Python receiver decoding with
 /// the PyPI `opentelemetry-proto` package) on `port` (0: one the OS
