@@ -53,7 +53,7 @@ say "loom models (RUSTFLAGS=--cfg loom)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p beluga-metrics --lib --release -- loom_models
 
-say "Miri: the shard arena, thread slots and the lookup cache (undefined behaviour checks)"
+say "Miri: the shard arena, thread slots, label values and the lookup cache (undefined behaviour checks)"
 # Miri needs the nightly toolchain's miri and rust-src components. They are
 # installed here when rustup can fetch them; where it cannot, the step says
 # so and the loom models above remain the check of these protocols.
@@ -62,7 +62,7 @@ if ! cargo +nightly miri --version >/dev/null 2>&1; then
         || rustup +nightly component add miri rust-src >/dev/null 2>&1 || true
 fi
 if cargo +nightly miri --version >/dev/null 2>&1; then
-    cargo +nightly miri test -p beluga-metrics --lib -- shards thread_slot series_index value_boundaries_count hdr_index_at_the_edges 2>&1 | tee -a "$log"
+    cargo +nightly miri test -p beluga-metrics --lib -- shards thread_slot series_index value_boundaries_count empty_and_long_values_round_trip hdr_index_at_the_edges 2>&1 | tee -a "$log"
     cargo +nightly miri test -p beluga-metrics --test lookup_cache 2>&1 | tee -a "$log"
 else
     echo "Miri is not available on this machine (no nightly miri component): skipped"

@@ -11,7 +11,7 @@ use crate::family::FamilyInner;
 use crate::handles::Metric;
 use crate::histogram::HistogramValue;
 use crate::idle_expiry::{fingerprint, IdleExpiry, Verdict};
-use crate::label_set::hash_values;
+use crate::label_set::hash_strs;
 use crate::name::OVERFLOW_LABEL;
 use crate::sample::{Labels, Value};
 use crate::sync::Ordering::Relaxed;
@@ -120,7 +120,8 @@ impl<M: Metric> FamilyInner<M> {
             let mut table = self.table.write();
             for (hash, series) in back {
                 let fingerprint_now = fingerprint(&M::read(&series.storage, scratch));
-                let taken = table.find(hash, &series.label_values).is_some();
+                let values: Vec<&str> = series.label_values.iter().collect();
+                let taken = table.find(hash, &values).is_some();
                 if taken || table.len() >= self.limit {
                     // Kept (and counting) until there is room again.
                     expiry.keep_expired(hash, &series, fingerprint_now);
@@ -147,7 +148,7 @@ impl<M: Metric> FamilyInner<M> {
                     &series.exemplars,
                 ),
                 Verdict::Expire(seen) => {
-                    if let Ok(hash) = hash_values(self.seed, &series.label_values) {
+                    if let Ok(hash) = hash_strs(self.seed, series.label_values.iter()) {
                         idle.push((hash, series.clone(), seen));
                     }
                 }

@@ -20,7 +20,10 @@ use crate::error::LabelError;
 use crate::handles::Metric;
 use crate::histogram::BucketMap;
 use crate::idle_expiry::IdleExpiry;
-use crate::label_set::{check_count, hash_values, order_pairs, process_seed, value_too_long};
+use crate::label_set::{
+    check_count, hash_strs, hash_values, order_pairs, process_seed, value_too_long,
+};
+use crate::label_values::LabelValues;
 use crate::lookup_cache::{self, Reading, Resolved, Source};
 use crate::name::OVERFLOW_LABEL;
 use crate::series::Series;
@@ -67,8 +70,8 @@ pub(crate) struct FamilyInner<M: Metric> {
 impl<M: Metric> FamilyInner<M> {
     /// The hash of a series' label values, as lookups compute it (the
     /// index's growth places its entries by it).
-    pub(crate) fn rehash(&self, values: &[Box<str>]) -> Option<u64> {
-        hash_values(self.seed, values).ok()
+    pub(crate) fn rehash(&self, values: &LabelValues) -> Option<u64> {
+        hash_strs(self.seed, values.iter()).ok()
     }
 }
 

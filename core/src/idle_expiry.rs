@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::label_set::same_value;
 use crate::sample::Value;
 use crate::series::Series;
 
@@ -164,12 +163,7 @@ impl<S> IdleExpiry<S> {
         candidates.retain(|(weak, _)| match weak.upgrade() {
             None => false,
             Some(series) => {
-                let same = series.label_values.len() == values.len()
-                    && series
-                        .label_values
-                        .iter()
-                        .zip(values)
-                        .all(|(a, b)| same_value(a, b.as_ref()));
+                let same = series.label_values.equals(values);
                 if same && found.is_none() {
                     found = Some(series);
                     false

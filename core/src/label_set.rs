@@ -26,12 +26,6 @@ fn short_word(bytes: &[u8]) -> u64 {
     }
 }
 
-/// Label-value equality, inlined for the short values labels usually hold.
-#[inline]
-pub(crate) fn same_value(a: &str, b: &str) -> bool {
-    same_bytes(a.as_bytes(), b.as_bytes())
-}
-
 /// Byte-string equality without a call to `memcmp` up to 16 bytes: one
 /// word per side up to 8 bytes, the first and last 8 bytes (which overlap)
 /// up to 16.
@@ -59,14 +53,23 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// take anyway, so short values pay nothing for it.
 #[inline]
 pub(crate) fn hash_values<S: AsRef<str>>(seed: u64, values: &[S]) -> Result<u64, usize> {
+    hash_strs(seed, values.iter().map(AsRef::as_ref))
+}
+
+/// [`hash_values`] of values given one by one (a series' own, for one).
+#[inline(always)]
+pub(crate) fn hash_strs<'v>(
+    seed: u64,
+    values: impl Iterator<Item = &'v str>,
+) -> Result<u64, usize> {
     #[inline]
     fn mix(h: u64, word: u64, key: u64) -> u64 {
         let product = u128::from(h ^ word) * u128::from(key ^ 0x9E37_79B9_7F4A_7C15);
         (product as u64) ^ ((product >> 64) as u64)
     }
     let mut h = seed;
-    for (i, value) in values.iter().enumerate() {
-        let bytes = value.as_ref().as_bytes();
+    for (i, value) in values.enumerate() {
+        let bytes = value.as_bytes();
         let len = bytes.len() as u64;
         if bytes.len() <= 8 {
             h = mix(h, short_word(bytes), len);

@@ -68,8 +68,8 @@ mod shards;
 mod thread_slot;
 // 2. series and label sets, with the per-thread lookup cache beside them
 mod label_set;
+mod label_values;
 mod lookup_cache;
-mod packed_values;
 mod sample;
 mod series;
 mod series_index;

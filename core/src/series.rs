@@ -7,12 +7,12 @@ use std::sync::atomic::AtomicBool;
 use crate::desc::{Descriptor, MetricType};
 use crate::escape::escape_label_value;
 use crate::exemplar_slots::ExemplarCell;
-use crate::packed_values::PackedValues;
+use crate::label_values::LabelValues;
 
 /// One series: its label values and its storage.
 ///
-/// `repr(C)`: a lookup that misses the cache compares the packed label
-/// values and then records into the storage, whose types keep the fields a
+/// `repr(C)`: a lookup compares the label values (through the pointer
+/// right after the storage) and then records into the storage, whose types keep the fields a
 /// record reads at their end; the two sit side by side, so they span as
 /// few cache lines as the allocation allows. The storage comes first so
 /// that an over-aligned one (a gauge's padded cell) is not pushed to the
@@ -20,9 +20,8 @@ use crate::packed_values::PackedValues;
 #[repr(C)]
 pub struct Series<S> {
     pub(crate) storage: S,
-    /// The label values again, packed, for the family index's comparisons.
-    pub(crate) packed_values: PackedValues,
-    pub(crate) label_values: Box<[Box<str>]>,
+    /// The label values, in the family's label order.
+    pub(crate) label_values: LabelValues,
     /// What both text formats write for this series, computed once so a
     /// scrape copies it instead of escaping every label again: for counters
     /// and gauges the whole sample prefix (`name_total{a="x"} `), for
@@ -53,8 +52,7 @@ impl<S> Series<S> {
         storage: S,
     ) -> Self {
         Series {
-            packed_values: PackedValues::new(pairs.clone().map(|(_, v)| v)),
-            label_values: pairs.clone().map(|(_, v)| Box::from(v)).collect(),
+            label_values: LabelValues::new(pairs.clone().map(|(_, v)| v)),
             exposition: render_exposition(desc, pairs),
             storage,
             removed: AtomicBool::new(false),

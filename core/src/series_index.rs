@@ -21,8 +21,8 @@
 //!   L2 cache), and the pointer to it carries log2 of its size in its six
 //!   low bits, so a reader finds both with one load (from the family's
 //!   first cache line) and goes straight to its entry. A reader compares
-//!   the series' packed label values (`packed_values`), one line for short
-//!   values, rather than its list of boxed strings. A series
+//!   the series' label values (`label_values`: count, lengths and bytes in
+//!   one allocation, one line for short values). A series
 //!   whose address needs the top 16 bits (none on x86-64 and arm64 Linux,
 //!   macOS and Windows; every one on 32-bit platforms and under an
 //!   allocator that tags pointers' top byte, as Android's does) is not
@@ -54,6 +54,7 @@
 
 use std::sync::Arc;
 
+use crate::label_values::LabelValues;
 use crate::series::Series;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering::*};
 
@@ -252,7 +253,7 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
                 // writer's release store, which came after the series was
                 // made); a removed series is retired, not freed, until this
                 // reader has left its gate (module docs).
-                if unsafe { &(*series).packed_values }.equals(values) {
+                if unsafe { &(*series).label_values }.equals(values) {
                     return Some(series);
                 }
             }
@@ -270,7 +271,7 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
         &self,
         hash: u64,
         series: &Arc<Series<S>>,
-        rehash: impl Fn(&[Box<str>]) -> Option<u64>,
+        rehash: impl Fn(&LabelValues) -> Option<u64>,
     ) {
         let Some(entry) = tagged(Arc::as_ptr(series), tag_of(hash)) else {
             return;
@@ -312,7 +313,7 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
     /// Writer: replaces the array with one sized for the live entries plus
     /// `extra`, without the removed ones, and retires the old one.
     #[cold]
-    fn rebuild(&self, extra: usize, rehash: impl Fn(&[Box<str>]) -> Option<u64>) {
+    fn rebuild(&self, extra: usize, rehash: impl Fn(&LabelValues) -> Option<u64>) {
         let old = self.entries();
         let live = self.live.load(Relaxed) as usize + extra;
         // Between a quarter and half full after a rebuild: dense enough
@@ -384,7 +385,7 @@ mod tests {
     fn equal_hashes_never_merge_label_sets() {
         let desc = descriptor();
         let index = SeriesIndex::new();
-        let rehash = |_: &[Box<str>]| Some(42);
+        let rehash = |_: &LabelValues| Some(42);
         let (ab_c, a_bc) = (series(&desc, "ab", "c"), series(&desc, "a", "bc"));
         index.insert(42, &ab_c, rehash);
         index.insert(42, &a_bc, rehash);
@@ -424,7 +425,10 @@ mod tests {
         // entries all the time (and every tag is the same).
         let index = SeriesIndex::new();
         let hash = |a: &str, b: &str| (a.len() as u64 * 31 + b.len() as u64) << 32;
-        let rehash = |values: &[Box<str>]| Some(hash(&values[0], &values[1]));
+        let rehash = |values: &LabelValues| {
+            let values: Vec<&str> = values.iter().collect();
+            Some(hash(values[0], values[1]))
+        };
         let mut model: std::collections::HashMap<(String, String), Arc<Series<()>>> =
             Default::default();
         let mut rng = 0x2545_F491_4F6C_DD1Du64;

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::label_set::same_value;
 use crate::series::Series;
 
 /// A hasher for keys that already are good 64-bit hashes.
@@ -44,14 +43,10 @@ impl<S> SeriesTable<S> {
 
     /// The series whose label values are `values` (hashing to `hash`).
     pub(crate) fn find<V: AsRef<str>>(&self, hash: u64, values: &[V]) -> Option<&Arc<Series<S>>> {
-        self.by_hash.get(&hash)?.iter().find(|series| {
-            series.label_values.len() == values.len()
-                && series
-                    .label_values
-                    .iter()
-                    .zip(values)
-                    .all(|(a, b)| same_value(a, b.as_ref()))
-        })
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .find(|series| series.label_values.equals(values))
     }
 
     /// Adds a series that [`find`](Self::find) did not find.

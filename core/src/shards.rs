@@ -92,7 +92,7 @@ fn arena() -> &'static parking_lot::Mutex<Arena> {
 }
 
 /// One counter's cells. `repr(C)`: what an add reads comes last, next to
-/// the series' packed label values (see `Series`), and is 16 bytes at a
+/// the pointer to the series' label values (see `Series`), and is 16 bytes at a
 /// 16-byte offset in the series' allocation (which the allocator aligns to
 /// 16 bytes), so it never straddles two cache lines: an increment right
 /// after the caches were flushed loads one line of the series, not two.

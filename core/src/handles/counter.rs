@@ -104,7 +104,7 @@ impl Sealed for Counter {
 #[repr(C)]
 pub struct FloatCounterStorage {
     invalid: AtomicU64,
-    /// Last, next to the series' packed label values (see `Series`).
+    /// Last, next to the pointer to the series' label values (see `Series`).
     shards: Shards,
 }
 

@@ -41,8 +41,8 @@ use crate::sync::{model_switch_point, AtomicPtr, AtomicU64, Ordering::*};
 use crate::thread_slot;
 
 /// A histogram series' per-thread storage (see the module docs).
-/// `repr(C)`: what a record reads comes last, next to the series' packed
-/// label values (see `Series`).
+/// `repr(C)`: what a record reads comes last, next to the pointer to the
+/// series' label values (see `Series`).
 #[repr(C)]
 pub struct HistogramStorage {
     /// HDR counts carried from the threads' one-byte counts, and those of

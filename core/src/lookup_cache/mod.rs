@@ -56,7 +56,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::label_set::same_value;
 use crate::process_fence;
 use crate::series::Series;
 
@@ -377,17 +376,6 @@ pub(crate) fn collect_garbage() {
     drop(freed);
 }
 
-/// Inlined always: when the compiler chose not to, a hit took 1.7 ns
-/// longer (`label_lookup_inc/with`).
-#[inline(always)]
-fn labels_match<V: AsRef<str>>(stored: &[Box<str>], values: &[V]) -> bool {
-    stored.len() == values.len()
-        && stored
-            .iter()
-            .zip(values)
-            .all(|(a, b)| same_value(a, b.as_ref()))
-}
-
 /// What resolving a label set through the family's table gave.
 pub(crate) struct Resolved<S> {
     pub(crate) series: Arc<Series<S>>,
@@ -439,7 +427,7 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
             // from giving back a reference we do not own.
             let series =
                 ManuallyDrop::new(unsafe { Arc::from_raw(set.series[way].cast::<Series<S>>()) });
-            if labels_match(&series.label_values, values) {
+            if series.label_values.equals(values) {
                 let result = f.take()?(&series);
                 if way > 0 {
                     set.swap(way - 1, way); // move towards the front
