@@ -113,3 +113,18 @@ fn periodic_push_makes_a_final_push_on_shutdown() {
         "{on_gateway}"
     );
 }
+
+/// The test fixtures start servers on ports chosen beforehand; another
+/// test's server may take one first. The fixture must then see its own
+/// server exit, and must not take the other one, which answers on that
+/// port, for its own.
+#[test]
+fn a_gateway_whose_port_is_taken_exits_and_is_not_mistaken_for_the_one_there() {
+    let first = Pushgateway::start();
+    match Pushgateway::start_on(first.addr.port()) {
+        Ok(_) => panic!("a second Pushgateway on a taken port was taken for ready"),
+        Err(log) => assert!(log.contains("address already in use"), "{log}"),
+    }
+    // The first one still serves.
+    assert_eq!(get(first.addr, "/-/ready", &[]).status, 200);
+}

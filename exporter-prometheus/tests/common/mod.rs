@@ -63,6 +63,60 @@ impl Process {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Whether the process has exited (it is not waited for twice: `Drop`
+    /// then gets the same status).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+/// How many ports a server that failed to bind one is started on, each
+/// chosen afresh, before the test gives up.
+const BIND_ATTEMPTS: usize = 5;
+
+/// Starts a server on a port [`free_port`] chose, until one start answers:
+/// `launch(port)` returns `Err(log)` when the server exited before
+/// answering. The port is free when chosen, but another test's server may
+/// take it before this one binds it; then this one exits (and a readiness
+/// probe must not mistake the other for it: each launch checks identity).
+fn start_on_a_free_port<T>(what: &str, mut launch: impl FnMut(u16) -> Result<T, String>) -> T {
+    let mut failures = Vec::new();
+    for _ in 0..BIND_ATTEMPTS {
+        let port = free_port();
+        match launch(port) {
+            Ok(started) => return started,
+            Err(log) if log.contains("address already in use") => failures.push(port),
+            Err(log) => panic!("{what} exited before it was ready:\n{log}"),
+        }
+    }
+    panic!("{what} found each of the ports {failures:?} taken when it started")
+}
+
+/// Polls until `process` answers on `addr` as itself (`is_me`, given the
+/// response to `GET identity_path`): `Err(log)` if it exits first.
+fn wait_until_ready(
+    what: &str,
+    process: &mut Process,
+    addr: SocketAddr,
+    identity_path: &str,
+    is_me: impl Fn(&serde_json::Value) -> bool,
+) -> Result<(), String> {
+    poll(what, Duration::from_secs(30), || {
+        if process.exited() {
+            return Some(Err(process.log_text()));
+        }
+        request(addr, "GET", "/-/ready", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)?;
+        let identity = request(addr, "GET", identity_path, &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)?;
+        let json: serde_json::Value = serde_json::from_slice(&identity.body).ok()?;
+        // Another test's server on this port answers, but not as this one:
+        // keep polling until this one exits (or the other goes away).
+        is_me(&json).then_some(Ok(()))
+    })
 }
 
 impl Drop for Process {
@@ -198,6 +252,9 @@ pub fn percent_encode(text: &str) -> String {
 pub struct Prometheus {
     pub addr: SocketAddr,
     _process: Option<Process>,
+    /// Its data directory, which also tells it apart from another test's
+    /// Prometheus.
+    data: String,
     _dir: TempDir,
     args: Vec<String>,
 }
@@ -219,23 +276,25 @@ impl Prometheus {
             format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{scrape_configs}"),
         )
         .unwrap();
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let args: Vec<String> = [
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", dir.0.join("data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ]
-        .into_iter()
-        .chain(flags.iter().map(|f| f.to_string()))
-        .collect();
         let mut prometheus = Prometheus {
-            addr,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             _process: None,
+            data: dir.0.join("data").display().to_string(),
             _dir: dir,
-            args,
+            args: Vec::new(),
         };
-        prometheus.restart();
+        start_on_a_free_port("Prometheus", |port| {
+            prometheus.addr = SocketAddr::from(([127, 0, 0, 1], port));
+            prometheus.args = [
+                format!("--config.file={}", config.display()),
+                format!("--storage.tsdb.path={}", prometheus.data),
+                format!("--web.listen-address={}", prometheus.addr),
+            ]
+            .into_iter()
+            .chain(flags.iter().map(|f| f.to_string()))
+            .collect();
+            prometheus.launch()
+        });
         prometheus
     }
 
@@ -248,18 +307,27 @@ impl Prometheus {
     /// Starts the server again on the same port and data directory (after
     /// [`stop`](Self::stop)), and waits until it is ready.
     pub fn restart(&mut self) {
+        if let Err(log) = self.launch() {
+            panic!("Prometheus exited before it was ready:\n{log}");
+        }
+    }
+
+    /// Starts the server with `args` and waits until it is ready, answering
+    /// as itself (its data directory): `Err(log)` if it exits first.
+    fn launch(&mut self) -> Result<(), String> {
         self._process = None;
-        self._process = Some(Process::spawn(
-            "prometheus",
-            &self.args,
-            self._dir.0.join("prometheus.log"),
-        ));
-        let addr = self.addr;
-        poll("Prometheus to be ready", Duration::from_secs(30), || {
-            request(addr, "GET", "/-/ready", &[], b"")
-                .ok()
-                .filter(|r| r.status == 200)
-        });
+        let mut process =
+            Process::spawn("prometheus", &self.args, self._dir.0.join("prometheus.log"));
+        let data = self.data.clone();
+        let ready = wait_until_ready(
+            "Prometheus to be ready",
+            &mut process,
+            self.addr,
+            "/api/v1/status/flags",
+            |flags| flags["data"]["storage.tsdb.path"] == data.as_str(),
+        );
+        self._process = Some(process);
+        ready
     }
 
     /// Runs an instant query and returns `data.result`.
@@ -354,27 +422,35 @@ pub struct Pushgateway {
 
 impl Pushgateway {
     pub fn start() -> Pushgateway {
+        start_on_a_free_port("the Pushgateway", Pushgateway::start_on)
+    }
+
+    /// Starts a Pushgateway on `port` and waits until it answers as itself:
+    /// `Err(log)` if it exits first (when the port is taken, say).
+    pub fn start_on(port: u16) -> Result<Pushgateway, String> {
         let dir = TempDir::new("pushgateway");
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let process = Process::spawn(
+        let persistence = dir.0.join("pg.data").display().to_string();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut process = Process::spawn(
             "prometheus-pushgateway",
             &[
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                format!("--persistence.file={}", dir.0.join("pg.data").display()),
+                format!("--web.listen-address={addr}"),
+                format!("--persistence.file={persistence}"),
             ],
             dir.0.join("pushgateway.log"),
         );
-        poll("Pushgateway to be ready", Duration::from_secs(30), || {
-            request(addr, "GET", "/-/ready", &[], b"")
-                .ok()
-                .filter(|r| r.status == 200)
-        });
-        Pushgateway {
+        wait_until_ready(
+            "the Pushgateway to be ready",
+            &mut process,
+            addr,
+            "/api/v1/status",
+            |status| status["data"]["flags"]["persistence.file"] == persistence.as_str(),
+        )?;
+        Ok(Pushgateway {
             addr,
             _process: process,
             _dir: dir,
-        }
+        })
     }
 }
 
