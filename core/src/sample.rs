@@ -6,6 +6,28 @@ use crate::histogram::HistogramValue;
 use crate::label_values::LabelValues;
 
 /// The labels of one series: names paired with values.
+///
+/// ```
+/// use beluga_metrics::{Descriptor, Labels, Opts, Registry, Value, Visitor};
+///
+/// struct Pairs(Vec<Vec<(String, String)>>);
+/// impl Visitor for Pairs {
+///     fn family(&mut self, _: &Descriptor) {}
+///     fn series(&mut self, _: &Descriptor, labels: Labels<'_>, _: Value<'_>) {
+///         let pairs = labels.iter().map(|(n, v)| (n.to_string(), v.to_string()));
+///         self.0.push(pairs.collect());
+///     }
+/// }
+///
+/// let registry = Registry::new();
+/// let calls = registry.counter_family(Opts::new("calls", "Calls.").labels(["model", "tenant"]))?;
+/// calls.with_labels(&["gpt-4o", "acme"])?.inc();
+/// let mut pairs = Pairs(Vec::new());
+/// registry.visit(&mut pairs);
+/// let expected = [("model", "gpt-4o"), ("tenant", "acme")].map(|(n, v)| (n.into(), v.into()));
+/// assert!(pairs.0.contains(&expected.to_vec()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Labels<'a> {
     names: &'a [Box<str>],
@@ -55,14 +77,15 @@ impl<'a> Labels<'a> {
     /// `(name, value)` pairs in the family's label order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         let names = self.names.iter().map(|n| &**n);
-        let (listed, packed) = match self.values {
+        // One of the two is empty.
+        let (listed, own) = match self.values {
             Values::Listed(values) => (Some(values.iter().map(|v| &**v)), None),
             Values::Series(values) => (None, Some(values.iter())),
         };
         let values = listed
             .into_iter()
             .flatten()
-            .chain(packed.into_iter().flatten());
+            .chain(own.into_iter().flatten());
         names.zip(values)
     }
 
@@ -83,7 +106,7 @@ impl<'a> Labels<'a> {
 /// Where a [`Labels`]' values are kept.
 #[derive(Debug, Clone, Copy)]
 enum Values<'a> {
-    /// A list (a metric's constant labels).
+    /// A list the caller made (the registry's own self-metrics).
     Listed(&'a [Box<str>]),
     /// A series' own.
     Series(&'a LabelValues),
