@@ -44,7 +44,8 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Hashes label values with a per-process random seed: a folded 128-bit
-/// multiply per value of up to 8 bytes (per 8-byte word beyond), keyed by
+/// multiply per value of up to 8 bytes, two for 9 to 16 (its first and
+/// last eight bytes), one per 8-byte word beyond, keyed by
 /// the value's length so value boundaries count. Collisions only cost a
 /// comparison: lookups always compare the values themselves.
 ///
@@ -73,6 +74,16 @@ pub(crate) fn hash_strs<'v>(
         let len = bytes.len() as u64;
         if bytes.len() <= 8 {
             h = mix(h, short_word(bytes), len);
+            continue;
+        }
+        if bytes.len() <= 16 {
+            // The first and the last eight bytes (which overlap below 16)
+            // cover every byte, so at a given length they are unique to the
+            // value, as `short_word` is below 8: no loop for the lengths
+            // model names and tenant ids often have.
+            let word_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+            h = mix(h, word_at(0), len);
+            h = mix(h, word_at(bytes.len() - 8), len);
             continue;
         }
         if bytes.len() > MAX_LABEL_VALUE_BYTES {
@@ -192,6 +203,20 @@ mod tests {
             for b in values {
                 let same = same_bytes(a.as_bytes(), b.as_bytes());
                 assert_eq!(same, a == b, "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_of_a_value_counts_in_the_hash() {
+        // Every length through the one-word, two-word and chunked paths.
+        for len in 1..=40 {
+            let value: Vec<u8> = (0..len as u8).map(|i| b'a' + i % 26).collect();
+            let hash = |bytes: &[u8]| hash_values(7, &[std::str::from_utf8(bytes).unwrap()]);
+            for at in 0..len {
+                let mut changed = value.clone();
+                changed[at] = b'Z';
+                assert_ne!(hash(&value), hash(&changed), "length {len}, byte {at}");
             }
         }
     }
