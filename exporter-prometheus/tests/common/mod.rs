@@ -252,9 +252,6 @@ pub fn percent_encode(text: &str) -> String {
 pub struct Prometheus {
     pub addr: SocketAddr,
     _process: Option<Process>,
-    /// Its data directory, which also tells it apart from another test's
-    /// Prometheus.
-    data: String,
     _dir: TempDir,
     args: Vec<String>,
 }
@@ -279,7 +276,6 @@ impl Prometheus {
         let mut prometheus = Prometheus {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             _process: None,
-            data: dir.0.join("data").display().to_string(),
             _dir: dir,
             args: Vec::new(),
         };
@@ -287,7 +283,7 @@ impl Prometheus {
             prometheus.addr = SocketAddr::from(([127, 0, 0, 1], port));
             prometheus.args = [
                 format!("--config.file={}", config.display()),
-                format!("--storage.tsdb.path={}", prometheus.data),
+                format!("--storage.tsdb.path={}", prometheus.data_dir()),
                 format!("--web.listen-address={}", prometheus.addr),
             ]
             .into_iter()
@@ -312,13 +308,19 @@ impl Prometheus {
         }
     }
 
+    /// Its data directory, which also tells it apart from another test's
+    /// Prometheus.
+    fn data_dir(&self) -> String {
+        self._dir.0.join("data").display().to_string()
+    }
+
     /// Starts the server with `args` and waits until it is ready, answering
     /// as itself (its data directory): `Err(log)` if it exits first.
     fn launch(&mut self) -> Result<(), String> {
         self._process = None;
         let mut process =
             Process::spawn("prometheus", &self.args, self._dir.0.join("prometheus.log"));
-        let data = self.data.clone();
+        let data = self.data_dir();
         let ready = wait_until_ready(
             "Prometheus to be ready",
             &mut process,
