@@ -24,7 +24,7 @@ use crate::label_set::{
     check_count, hash_strs, hash_values, order_pairs, process_seed, value_too_long,
 };
 use crate::label_values::LabelValues;
-use crate::lookup_cache::{self, Reading, Resolved, Source};
+use crate::lookup_cache::{self, Resolved};
 use crate::name::OVERFLOW_LABEL;
 use crate::series::Series;
 use crate::series_index::SeriesIndex;
@@ -183,32 +183,22 @@ impl<M: Metric> Family<M> {
         Ok(lookup_cache::with_series(
             key,
             values,
-            |reading| self.resolve(reading, hash, values),
+            || self.inner.index.find(hash, values),
+            || self.resolve(hash, values),
             |series| M::lend(series, f),
         ))
     }
 
-    /// The series for `values`: from the family's lock-free index when
-    /// `reading` allows it, else from its table, creating it (or sending
-    /// the lookup to overflow) when it is new.
-    fn resolve<V: AsRef<str>>(
-        &self,
-        reading: Reading,
-        hash: u64,
-        values: &[V],
-    ) -> Source<M::Storage> {
-        if reading == Reading::Index {
-            if let Some(series) = self.inner.index.find(hash, values) {
-                return Source::Index(series);
-            }
-        }
+    /// The series for `values` from the family's table, creating it (or
+    /// sending the lookup to overflow) when it is new.
+    fn resolve<V: AsRef<str>>(&self, hash: u64, values: &[V]) -> Resolved<M::Storage> {
         if let Some(series) = self.inner.table.read().find(hash, values) {
-            return Source::Table(Resolved {
+            return Resolved {
                 series: series.clone(),
                 cacheable: true,
-            });
+            };
         }
-        Source::Table(self.insert(hash, values))
+        self.insert(hash, values)
     }
 
     #[cold]

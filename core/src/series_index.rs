@@ -1,5 +1,5 @@
-//! A family's lock-free index from label-set hash to series, for lookups
-//! that miss the per-thread cache.
+//! A family's lock-free index from label-set hash to series: what every
+//! lookup reads (see `lookup_cache`).
 //!
 //! With thousands of label sets visited in no particular order (tenants ×
 //! models), most lookups miss any per-thread cache. Resolving them through
@@ -14,7 +14,8 @@
 //!   linearly from bits of the label-set hash: an entry is a pointer to a
 //!   series the family's table owns, with a 16-bit tag (the hash's top
 //!   bits, low bit set) in the address's unused top 16 bits. Null marks an
-//!   empty entry, a tag with address 0 a removed one. At most half the
+//!   empty entry; a removed one has no address and tag 2, which is even,
+//!   so no live entry's tag equals it and a probe compares tags only. At most half the
 //!   entries are used (live or removed), so every probe ends at an empty
 //!   entry. The array is made of 64-byte lines of eight entries (50,000
 //!   label sets in 1 MiB, where two-word entries took 2 MiB and left the
@@ -30,7 +31,7 @@
 //! * **Writers** are serialised by the family table's write lock: every
 //!   method that changes the index says so and is only called under it. An
 //!   insert fills an empty entry with one release store. A removal stores
-//!   the tag alone (release), so probes continue past it; a growth (when
+//!   the removed marker (release), so probes continue past it; a growth (when
 //!   half the entries are used) builds a new array from the live entries,
 //!   placing each by the hash of its label values (the family rehashes
 //!   them: an entry keeps only 16 bits of its hash), publishes it with a
@@ -149,6 +150,16 @@ fn untag<S>(entry: *mut Series<S>, tag: usize) -> *const Series<S> {
         .cast()
 }
 
+/// A removed entry: not null, so probes continue past it, with no address
+/// and an even tag, which no live entry's tag equals (see [`tag_of`]).
+fn removed<S>() -> *mut Series<S> {
+    std::ptr::null_mut::<u8>()
+        .wrapping_add(REMOVED_TAG << TAG_SHIFT)
+        .cast()
+}
+
+const REMOVED_TAG: usize = 2;
+
 const INITIAL_CAPACITY: usize = 16;
 
 /// A new empty array of `capacity` entries (a power of two, at least a
@@ -233,31 +244,60 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
     }
 
     /// Reader, inside its lookup-cache gate: the series for `values`.
-    /// The pointer stays valid until the caller leaves the gate.
-    #[inline]
+    /// The pointer stays valid until the caller leaves the gate. Inlined
+    /// into every lookup: the entry a probe starts at, and the probe's
+    /// continuation out of line (with at most half the entries used, most
+    /// lookups end at the first).
+    #[inline(always)]
     pub(crate) fn find<V: AsRef<str>>(&self, hash: u64, values: &[V]) -> Option<*const Series<S>> {
         let entries = self.entries();
         let tag = tag_of(hash);
+        let first = start(hash, entries.len() - 1);
+        let seen = entries[first].load(Acquire);
+        let bits = seen as usize;
+        if bits >> TAG_SHIFT == tag {
+            let series = untag(seen, tag);
+            // SAFETY: as in `probe_from`: a live entry (a removed one's tag
+            // equals no live one's) points to a series that stays allocated
+            // until this reader leaves its gate.
+            if unsafe { &(*series).label_values }.equals(values) {
+                return Some(series);
+            }
+        } else if bits == 0 {
+            return None;
+        }
+        Self::probe_from(entries, first, tag, values)
+    }
+
+    /// The rest of [`find`](Self::find)'s probe, after the entry at `first`.
+    #[inline(never)]
+    fn probe_from<V: AsRef<str>>(
+        entries: &[Entry<S>],
+        first: usize,
+        tag: usize,
+        values: &[V],
+    ) -> Option<*const Series<S>> {
         let mask = entries.len() - 1;
-        let mut i = start(hash, mask);
+        let mut i = first;
         loop {
+            i = (i + 1) & mask;
             let seen = entries[i].load(Acquire);
             let bits = seen as usize;
             if bits == 0 {
                 return None;
             }
-            if bits >> TAG_SHIFT == tag && bits & ADDRESS != 0 {
+            if bits >> TAG_SHIFT == tag {
                 let series = untag(seen, tag);
                 // SAFETY: a live entry points to a series the table owned
                 // when it was loaded (the acquire load pairs with the
                 // writer's release store, which came after the series was
                 // made); a removed series is retired, not freed, until this
-                // reader has left its gate (module docs).
+                // reader has left its gate (module docs). A removed entry's
+                // tag equals no live one's, so it is never followed.
                 if unsafe { &(*series).label_values }.equals(values) {
                     return Some(series);
                 }
             }
-            i = (i + 1) & mask;
         }
     }
 
@@ -300,9 +340,7 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
                 return; // not indexed
             }
             if seen == target {
-                // The tag stays, so that probes continue past the entry.
-                let removed = std::ptr::null_mut::<u8>().wrapping_add(tag << TAG_SHIFT);
-                entries[i].store(removed.cast(), Release);
+                entries[i].store(removed(), Release);
                 self.live.fetch_sub(1, Relaxed);
                 return;
             }
@@ -395,6 +433,28 @@ mod tests {
         index.remove(42, &ab_c);
         assert_eq!(index.find(42, &["ab", "c"]), None);
         assert_eq!(index.find(42, &["a", "bc"]), Some(Arc::as_ptr(&a_bc)));
+    }
+
+    /// A removed entry is skipped without being read, whatever the hash of
+    /// the lookup: its tag (2) is even and every live tag is odd, so a
+    /// probe never follows its (null) address.
+    #[test]
+    fn removed_entries_never_match() {
+        let desc = descriptor();
+        let index = SeriesIndex::new();
+        // Hashes whose top 16 bits are the marker's tag, and one bit off.
+        for hash in [2 << 48, 3 << 48, (2 << 48) | 0xffff] {
+            assert_ne!(tag_of(hash), REMOVED_TAG);
+            let rehash = move |_: &LabelValues| Some(hash);
+            let x = series(&desc, "x", "y");
+            index.insert(hash, &x, rehash);
+            index.remove(hash, &x);
+            assert_eq!(index.find(hash, &["x", "y"]), None);
+            let again = series(&desc, "x", "y");
+            index.insert(hash, &again, rehash);
+            assert_eq!(index.find(hash, &["x", "y"]), Some(Arc::as_ptr(&again)));
+            index.remove(hash, &again);
+        }
     }
 
     /// Only addresses that leave the top 16 bits free take a tag; others

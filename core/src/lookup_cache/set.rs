@@ -43,13 +43,12 @@ const EMPTY_TAG: Tag = Tag {
     hash: 0,
 };
 
-/// A lookup's key: the tag the ways are compared with, the set it lives
-/// in, and the tag remembered for it when it misses.
+/// A lookup's key: the tag the ways are compared with and the set it
+/// lives in.
 #[derive(Clone, Copy)]
 pub(crate) struct Key {
     pub(super) tag: Tag,
     set: u32,
-    miss: u32,
 }
 
 impl Key {
@@ -65,7 +64,6 @@ impl Key {
                 hash: hash as u32 | 1,
             },
             set: (mixed >> 58) as u32 % SETS as u32,
-            miss: (mixed >> 32) as u32 | 1,
         }
     }
 
@@ -91,30 +89,24 @@ pub(crate) fn next_family_id(counter: &std::sync::atomic::AtomicU32) -> u32 {
 }
 
 /// One set of the cache, two cache lines. The first holds what every
-/// lookup reads, hit or miss: the four ways' tags and the tags of keys
-/// that recently missed. The second holds what a hit and a fill read: the
+/// lookup reads, hit or miss: the four ways' tags. The second holds what a
+/// hit and a fill read: the
 /// series pointers and how to release them. A lookup that misses after the
 /// caches were flushed then loads one line for its set.
 #[repr(C, align(64))]
 pub(super) struct Set {
     /// `EMPTY_TAG` marks an empty way.
     pub(super) tags: [Tag; WAYS],
-    /// Miss tags of the last keys that missed the set without being cached
-    /// (0: none).
-    missed: [u32; MISS_TAGS],
-    _line_end: [u32; 2],
+    _line_end: [u32; 4],
     /// From `Arc::into_raw` of an `Arc<Series<S>>`, where `S` is the storage
     /// type of the family the tag names; null for an empty way.
     pub(super) series: [*const (); WAYS],
     pub(super) owners: [Option<&'static Owner>; WAYS],
 }
 
-/// Keys a set remembers having missed without caching them.
-const MISS_TAGS: usize = 2;
-
 const _: () = assert!(
     std::mem::size_of::<Set>() == 128 && std::mem::offset_of!(Set, series) == 64,
-    "a set is two cache lines, tags and miss tags in the first"
+    "a set is two cache lines, the tags in the first"
 );
 
 /// How to give a way's strong reference back, and ask about its series,
@@ -142,25 +134,10 @@ impl<S: Send + Sync + 'static> OwnerOf<S> {
 impl Set {
     pub(super) const EMPTY: Set = Set {
         tags: [EMPTY_TAG; WAYS],
-        missed: [0; MISS_TAGS],
-        _line_end: [0; 2],
+        _line_end: [0; 4],
         series: [std::ptr::null(); WAYS],
         owners: [None; WAYS],
     };
-
-    /// Whether `key` missed this set recently (then it is worth caching);
-    /// otherwise remembers that it did, in place of the older of the two.
-    /// Inlined, and without `rotate_right` (a call to `memmove` for two
-    /// words): it runs on every lookup that misses the cache.
-    #[inline]
-    pub(super) fn missed_before(&mut self, key: Key) -> bool {
-        let [newest, _] = self.missed;
-        if self.missed.contains(&key.miss) {
-            return true;
-        }
-        self.missed = [key.miss, newest];
-        false
-    }
 
     pub(super) fn swap(&mut self, a: usize, b: usize) {
         self.tags.swap(a, b);
