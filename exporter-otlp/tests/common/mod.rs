@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -15,13 +14,14 @@ use serde_json::Value;
 #[path = "../../../exporter-prometheus/tests/common/mod.rs"]
 pub mod shared;
 pub use shared::poll;
+use shared::Process;
 
 /// Starts `exporter-otlp/tests/<receiver>` (a Python receiver decoding with
 /// the PyPI `opentelemetry-proto` package) on `port` (0: one the OS
 /// chooses), recording into a fresh JSON-lines file; returns that file, the
 /// file the receiver writes its bound port to once listening, and the
-/// process.
-fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, PathBuf, Child) {
+/// process (its output in a log beside the records).
+fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, PathBuf, Process) {
     static N: AtomicU32 = AtomicU32::new(0);
     let python = std::env::var("BELUGA_OTLP_PYTHON").unwrap_or_else(|_| {
         let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
@@ -44,22 +44,19 @@ fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, PathBuf, C
         "{}/../exporter-otlp/tests/{receiver}",
         env!("CARGO_MANIFEST_DIR")
     );
-    let child = Command::new(python)
-        .arg(path)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--out",
-            out.to_str().unwrap(),
-            "--script",
-            script,
-            "--ready",
-            ready.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start the Python receiver {receiver}: {e}"));
-    (out, ready, child)
+    let args = [
+        path,
+        "--port".into(),
+        port.to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--script".into(),
+        script.into(),
+        "--ready".into(),
+        ready.display().to_string(),
+    ];
+    let process = Process::spawn(&python, &args, out.with_extension("log"));
+    (out, ready, process)
 }
 
 /// The JSON lines a Python receiver appended to `out`, in order.
@@ -83,7 +80,7 @@ fn wait_for_records(out: &std::path::Path, n: usize, limit: Duration) -> Vec<Val
 pub struct ReceiverProcess {
     pub port: u16,
     out: PathBuf,
-    child: Child,
+    process: Process,
 }
 
 impl ReceiverProcess {
@@ -93,14 +90,15 @@ impl ReceiverProcess {
     /// then talked to another test's receiver); a given port that is taken
     /// fails here, clearly.
     fn spawn(receiver: &str, port: u16, script: &str) -> ReceiverProcess {
-        let (out, ready, mut child) = spawn_python(receiver, port, script);
+        let (out, ready, mut process) = spawn_python(receiver, port, script);
         let port = poll(
             &format!("the OTLP receiver {receiver} to listen"),
             Duration::from_secs(20),
             || {
-                if let Ok(Some(status)) = child.try_wait() {
+                if process.exited() {
                     panic!(
-                        "the receiver {receiver} exited ({status}) before listening on port {port}"
+                        "the receiver {receiver} exited before listening on port {port}:\n{}",
+                        process.log_text()
                     );
                 }
                 std::fs::read_to_string(&ready)
@@ -111,7 +109,7 @@ impl ReceiverProcess {
             },
         );
         let _ = std::fs::remove_file(&ready);
-        ReceiverProcess { port, out, child }
+        ReceiverProcess { port, out, process }
     }
 
     pub fn endpoint(&self) -> String {
@@ -130,10 +128,11 @@ impl ReceiverProcess {
 }
 
 impl Drop for ReceiverProcess {
+    /// Removes the records and the log; the process is killed as its field
+    /// drops.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.out);
+        let _ = std::fs::remove_file(&self.process.log);
     }
 }
 
