@@ -1,11 +1,11 @@
 //! Labelled families: one series per distinct list of label values.
 //!
 //! A family maps label values to series through a [`SeriesTable`] behind a
-//! read-write lock, mirrored in a lock-free [`SeriesIndex`] for lookups. A
-//! hit in the calling thread's lookup cache touches neither; a miss reads
-//! the index (no lock, no reference count); only new label sets, removals
-//! and encodes take the lock. Recording through a resolved handle never
-//! touches the family.
+//! read-write lock, mirrored in a lock-free [`SeriesIndex`] that every
+//! lookup reads (no lock, no reference count; where the index cannot be
+//! read, a per-thread lookup cache stands in front of the table, see
+//! `lookup_cache`); only new label sets, removals and encodes take the
+//! lock. Recording through a resolved handle never touches the family.
 //! Keep the handle [`Family::with_labels`] returns for hot loops.
 //!
 //! Label values are compared value by value, never through a joined string,
@@ -152,8 +152,8 @@ impl<M: Metric> Family<M> {
 
     /// Runs `f` on the series for `values` without handing out a handle:
     /// the fastest way to record into a family when keeping handles is not
-    /// practical. A hit in the calling thread's lookup cache takes no lock,
-    /// no atomic read-modify-write and no allocation.
+    /// practical. A label set the family already has takes no lock, no
+    /// atomic read-modify-write and no allocation.
     ///
     /// ```
     /// # use beluga_metrics::{Opts, Registry};

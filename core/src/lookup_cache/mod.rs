@@ -23,7 +23,7 @@
 //! The cache came first, with the index behind it for the lookups that
 //! missed it; reading the index first made a lookup over thousands of
 //! label sets about a third faster (no cache scan, no miss path; 342 ->
-//! 216 instructions) and left a hot loop's as it was (211 -> 216), see
+//! 215 instructions) and left a hot loop's as it was (211 -> 212), see
 //! `docs/benchmarks.md`.
 //!
 //! # Protocol
@@ -96,7 +96,8 @@ use set::{Set, SETS, WAYS};
 #[repr(C)]
 struct ThreadCache {
     gate: Gate,
-    /// Whether the cache is in [`CACHES`] (after its first fill).
+    /// Whether the cache is in [`CACHES`] (after the thread's first
+    /// lookup).
     listed: Cell<bool>,
     /// Whether this thread's lookups read families' lock-free indexes
     /// instead of the cache ([`lock_free_lookups`]), copied here when the
