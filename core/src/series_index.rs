@@ -15,24 +15,24 @@
 //!   series the family's table owns, with a 16-bit tag (the hash's top
 //!   bits, low bit set) in the address's unused top 16 bits. Null marks an
 //!   empty entry; a removed one has no address and tag 2, which is even,
-//!   so no live entry's tag equals it and a probe compares tags only. At most half the
-//!   entries are used (live or removed), so every probe ends at an empty
-//!   entry. The array is made of 64-byte lines of eight entries (50,000
-//!   label sets in 1 MiB, where two-word entries took 2 MiB and left the
-//!   L2 cache), and the pointer to it carries log2 of its size in its six
-//!   low bits, so a reader finds both with one load (from the family's
-//!   first cache line) and goes straight to its entry. A reader compares
-//!   the series' label values (`label_values`: count, lengths and bytes in
-//!   one allocation, one line for short values). A series
-//!   whose address needs the top 16 bits (none on x86-64 and arm64 Linux,
-//!   macOS and Windows; every one on 32-bit platforms and under an
-//!   allocator that tags pointers' top byte, as Android's does) is not
-//!   indexed: lookups find it through the table.
+//!   so no live entry's tag equals it and a probe compares tags only. At
+//!   most half the entries are used (live or removed), so every probe ends
+//!   at an empty entry. The array is made of 64-byte lines of eight
+//!   entries (50,000 label sets in 1 MiB, where two-word entries took 2 MiB
+//!   and left the L2 cache), and the pointer to it carries log2 of its size
+//!   in its six low bits, so a reader finds both with one load (from the
+//!   family's first cache line) and goes straight to its entry. A reader
+//!   compares the series' label values (`label_values`: count, lengths and
+//!   bytes in one allocation, one line for short values). A series whose
+//!   address needs the top 16 bits (none on x86-64 and arm64 Linux, macOS
+//!   and Windows; every one on 32-bit platforms and under an allocator that
+//!   tags pointers' top byte, as Android's does) is not indexed: lookups
+//!   find it through the table.
 //! * **Writers** are serialised by the family table's write lock: every
 //!   method that changes the index says so and is only called under it. An
 //!   insert fills an empty entry with one release store. A removal stores
-//!   the removed marker (release), so probes continue past it; a growth (when
-//!   half the entries are used) builds a new array from the live entries,
+//!   the removed marker (release), so probes continue past it; a growth
+//!   (when half the entries are used) builds a new array from the live entries,
 //!   placing each by the hash of its label values (the family rehashes
 //!   them: an entry keeps only 16 bits of its hash), publishes it with a
 //!   release store and *retires* the old one.
