@@ -58,7 +58,7 @@ impl LabelValues {
 
     /// Whether the values are exactly `values`, value by value (so
     /// `["ab", "c"]` never equals `["a", "bc"]`). Inlined always: every
-    /// lookup runs it, the per-thread cache's hit path included (a hit took
+    /// lookup runs it, a hot loop's included (a per-thread cache hit took
     /// 1.7 ns longer when the compiler chose not to inline its comparison).
     #[inline(always)]
     pub(crate) fn equals<V: AsRef<str>>(&self, values: &[V]) -> bool {

@@ -14,7 +14,7 @@ pub(super) const SETS: usize = 64;
 pub(super) const WAYS: usize = 4;
 
 /// What a way stores to recognise a label set: 12 bytes, so that the four
-/// ways' tags and the set's miss tags share one cache line.
+/// ways' tags share one cache line.
 ///
 /// `family_version` holds the family's id (low half) and the low 32 bits
 /// of its removal version (high half), so that a hit compares one word and
