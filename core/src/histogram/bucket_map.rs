@@ -36,6 +36,12 @@ pub struct BucketMap {
 #[derive(Clone)]
 pub(crate) struct BucketIndex {
     inv_resolution: f64,
+    /// `layout::HIGHEST` as a float, the clamp's upper bound. Kept here
+    /// rather than written as a constant: a float constant is loaded from
+    /// the binary's read-only data, a cache line of its own for a record
+    /// made after the caches were flushed, where this field shares the
+    /// line the record reads `inv_resolution` from.
+    highest_unit: f64,
     /// For each HDR index, a bucket index at or below the right one (low
     /// byte), with [`SETTLED`] when it is the right one for every value
     /// with that index.
@@ -54,7 +60,7 @@ impl BucketIndex {
         // NaN and overflow; `histogram_record/1_thread` 4.5 -> 3.9-4.1 ns.
         let units = value * self.inv_resolution;
         let units = if units > 0.0 { units } else { 0.0 };
-        let highest = layout::HIGHEST as f64;
+        let highest = self.highest_unit;
         let units = if units < highest { units } else { highest };
         // SAFETY: `units` is not NaN and lies in `0..=HIGHEST` (above), so
         // it truncates to an `i64` without overflow, which is all that
@@ -127,6 +133,7 @@ impl BucketMap {
             bounds,
             index: BucketIndex {
                 inv_resolution: 1.0 / resolution,
+                highest_unit: layout::HIGHEST as f64,
                 start,
             },
             resolution,
@@ -296,7 +303,7 @@ mod tests {
             value in any_bits(),
             scale in any_scale(),
         ) {
-            let index = BucketIndex { inv_resolution: scale, start: BucketMap::new(Buckets::new([]).shared()).index().start.clone() };
+            let index = BucketIndex { inv_resolution: scale, highest_unit: layout::HIGHEST as f64, start: BucketMap::new(Buckets::new([]).shared()).index().start.clone() };
             let units = value * scale;
             let plain = layout::index_of(if units > 0.0 { units as u64 } else { 0 });
             proptest::prop_assert_eq!(index.hdr_index(value), plain, "value {:e} scale {:e}", value, scale);

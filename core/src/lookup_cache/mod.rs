@@ -228,10 +228,12 @@ impl ThreadCache {
 
     /// Owner, after `leave` said a sweep is owed: performs it, waiting out
     /// a sweeper that holds the claim (it holds it for a bounded time and
-    /// runs no user code meanwhile).
+    /// runs no user code meanwhile). Takes no reference, for the reason
+    /// [`Held`] gives.
     #[cold]
-    fn sweep_owed(&self) {
-        self.perform_owed_sweeps();
+    #[inline(never)]
+    fn sweep_owed() {
+        let _ = CACHE.try_with(ThreadCache::perform_owed_sweeps);
         // Retired items may have been waiting for this thread alone.
         collect_garbage();
     }
@@ -258,16 +260,28 @@ impl ThreadCache {
     }
 }
 
-/// The owner's hold on its cache: leaves the gate when dropped (also when
-/// the caller's closure panics), performing a sweep that became owed.
-struct Held<'c>(&'c ThreadCache);
+/// The owner's hold on this thread's cache: leaves the gate when dropped
+/// (also when the caller's closure panics), performing a sweep that became
+/// owed.
+///
+/// It finds the cache through the thread-local again rather than keeping a
+/// reference: a reference kept across the caller's closure (and into the
+/// unwinding path) makes the compiler compute the cache's address from the
+/// thread pointer, a load of the thread's control block, which is one more
+/// cache line per lookup after the caches were flushed; the thread-local's
+/// fields alone are read at fixed offsets from the thread pointer.
+struct Held;
 
-impl Drop for Held<'_> {
+impl Drop for Held {
     #[inline]
     fn drop(&mut self) {
-        if self.0.gate.leave() {
-            self.0.sweep_owed();
-        }
+        // `ThreadCache` has no destructor, so the thread-local is readable
+        // until the thread is gone.
+        let _ = CACHE.try_with(|cache| {
+            if cache.gate.leave() {
+                ThreadCache::sweep_owed();
+            }
+        });
     }
 }
 
@@ -427,11 +441,11 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
             Entry::Entered => {}
             Entry::Nested => return None,
             Entry::Claimed => {
-                drop(Held(cache));
+                drop(Held);
                 return None;
             }
         }
-        let _held = Held(cache);
+        let _held = Held;
         if cache.index_reads.get() {
             return Some(match find() {
                 // SAFETY: see `lend`; we hold the gate until `_held` drops.
@@ -439,12 +453,45 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
                 None => from_table(resolve.take()?, f.take()?),
             });
         }
-        // SAFETY: we hold the gate until `_held` drops, and this is the
-        // only reference to the sets we make meanwhile.
+        // SAFETY: we hold the gate until `_held` drops.
+        Some(unsafe { through_cache(key, values, resolve.take()?, f.take()?) })
+    });
+    match served {
+        Ok(Some(result)) => result,
+        // Re-entered from inside `f`, a sweep in progress, or the thread is
+        // tearing down.
+        _ => match (resolve.take(), f.take()) {
+            (Some(resolve), Some(f)) => f(&resolve().series),
+            // `f` ran but returned nothing through the cache path: cannot
+            // happen, as every path that takes `f` returns `Some`.
+            _ => unreachable!("the lookup cache consumed its closure without a result"),
+        },
+    }
+}
+
+/// The lookup through this thread's cache (where the thread may not read
+/// indexes): its sets, then the family's table. Out of line, and finding
+/// the cache through the thread-local itself, so that the index path never
+/// computes the cache's address (see [`Held`]).
+///
+/// # Safety
+///
+/// The caller holds this thread's gate (`enter` returned `Entered`) until
+/// this returns, and holds no reference to the sets.
+#[inline(never)]
+unsafe fn through_cache<S: Send + Sync + 'static, V: AsRef<str>, R>(
+    key: Key,
+    values: &[V],
+    resolve: impl FnOnce() -> Resolved<S>,
+    f: impl FnOnce(&Arc<Series<S>>) -> R,
+) -> R {
+    CACHE.with(|cache| {
+        // SAFETY: the caller holds the gate until we return, and this is
+        // the only reference to the sets we make meanwhile.
         let set = &mut unsafe { cache.sets() }[key.index()];
-        for way in 0..WAYS {
+        let hit = (0..WAYS).find_map(|way| {
             if set.tags[way] != key.tag {
-                continue;
+                return None;
             }
             debug_assert!(
                 set.owners[way].is_some_and(|o| (o.storage_type)() == TypeId::of::<S>()),
@@ -460,27 +507,19 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
             // from giving back a reference we do not own.
             let series =
                 ManuallyDrop::new(unsafe { Arc::from_raw(set.series[way].cast::<Series<S>>()) });
-            if series.label_values.equals(values) {
-                let result = f.take()?(&series);
+            series.label_values.equals(values).then_some((way, series))
+        });
+        match hit {
+            Some((way, series)) => {
+                let result = f(&series);
                 if way > 0 {
                     set.swap(way - 1, way); // move towards the front
                 }
-                return Some(result);
+                result
             }
+            None => miss(cache, set, key, resolve, f),
         }
-        Some(miss(cache, set, key, resolve.take()?, f.take()?))
-    });
-    match served {
-        Ok(Some(result)) => result,
-        // Re-entered from inside `f`, a sweep in progress, or the thread is
-        // tearing down.
-        _ => match (resolve.take(), f.take()) {
-            (Some(resolve), Some(f)) => f(&resolve().series),
-            // `f` ran but returned nothing through the cache path: cannot
-            // happen, as every path that takes `f` returns `Some`.
-            _ => unreachable!("the lookup cache consumed its closure without a result"),
-        },
-    }
+    })
 }
 
 /// The series an index entry points to, as the `Arc` the family's table
