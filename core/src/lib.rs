@@ -58,9 +58,11 @@ mod error;
 mod escape;
 mod exemplar;
 mod first_use;
+mod lookup_gate;
 mod name;
 mod process_fence;
 mod sync;
+mod thread_words;
 // 1. storage: cells written by one thread, read by all
 mod exemplar_slots;
 mod histogram;

@@ -37,7 +37,7 @@
 //!   them: an entry keeps only 16 bits of its hash), publishes it with a
 //!   release store and *retires* the old one.
 //! * **Readers** run inside their thread's lookup-cache gate (see
-//!   `lookup_cache::gate`) and load entries with acquire, which pairs with
+//!   `lookup_gate`) and load entries with acquire, which pairs with
 //!   the store that published the entry after the series was made. Tags
 //!   are only a filter: readers compare label values, so equal hashes (or
 //!   tags) never merge two series.

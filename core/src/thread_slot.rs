@@ -23,21 +23,21 @@
 //! old owner's final value. Nothing recorded by an exited thread is lost,
 //! because the cells belong to the metric, not to the thread.
 
-use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::OnceLock;
 
-/// Slot value of a thread that has not recorded yet.
-const UNASSIGNED: u32 = u32::MAX;
+use crate::thread_words::WORDS;
+
 /// Slot value of a thread whose thread-locals are being destroyed: it has
 /// returned its slot and must use the shared cell from now on.
 pub(crate) const RETIRED: u32 = u32::MAX - 1;
 
+// The slot itself is `WORDS.slot`, in the cache line the lookup gate is in
+// (see `thread_words`): `const` initialisation and no destructor, so
+// reading it is a single TLS-relative load, and it stays readable during
+// thread teardown.
 thread_local! {
-    // `const` initialisation and no destructor: reading it is a single
-    // TLS-relative load, and it stays readable during thread teardown.
-    static SLOT: Cell<u32> = const { Cell::new(UNASSIGNED) };
     // Its destructor returns the slot to the pool when the thread exits.
     static RELEASE_ON_EXIT: SlotRelease = const { SlotRelease };
 }
@@ -46,7 +46,7 @@ struct SlotRelease;
 
 impl Drop for SlotRelease {
     fn drop(&mut self) {
-        let slot = SLOT.with(|s| s.replace(RETIRED));
+        let slot = WORDS.with(|w| w.slot.replace(RETIRED));
         if slot < RETIRED {
             pool().lock().release(slot);
         }
@@ -86,7 +86,7 @@ fn pool() -> &'static parking_lot::Mutex<SlotPool> {
 /// The calling thread's slot. Cheap after the first call on a thread.
 #[inline]
 pub(crate) fn current() -> u32 {
-    let slot = SLOT.with(Cell::get);
+    let slot = WORDS.with(|w| w.slot.get());
     if slot < RETIRED {
         slot
     } else {
@@ -101,11 +101,11 @@ fn assign_slow(slot: u32) -> u32 {
     }
     let slot = pool().lock().acquire();
     crate::first_use::note();
-    SLOT.with(|s| s.set(slot));
+    WORDS.with(|w| w.slot.set(slot));
     // Touching the thread-local registers its destructor. If the thread is
     // already tearing down, registration fails: give the slot straight back.
     if RELEASE_ON_EXIT.try_with(|_| ()).is_err() {
-        SLOT.with(|s| s.set(RETIRED));
+        WORDS.with(|w| w.slot.set(RETIRED));
         pool().lock().release(slot);
         return RETIRED;
     }

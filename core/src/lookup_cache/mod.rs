@@ -44,7 +44,7 @@
 //!   series removed and *sweeps*: every thread's cache lets go of removed
 //!   series at once if its owner is not inside a lookup, otherwise when the
 //!   owner leaves it, so a removed series' memory goes even when the threads
-//!   that cached it never record again ([`gate`] has that protocol).
+//!   that cached it never record again ([`lookup_gate`](crate::lookup_gate) has that protocol).
 //! * The owner holds its cache through the gate for the whole lookup,
 //!   including the caller's closure, so a nested lookup from inside the
 //!   closure cannot evict the entry in use: such nested lookups, lookups
@@ -70,7 +70,7 @@
 //!   (`Sealed::lend`).
 
 use std::any::TypeId;
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
@@ -79,57 +79,33 @@ use parking_lot::Mutex;
 use crate::process_fence;
 use crate::series::Series;
 
-mod gate;
 mod set;
 
-use gate::{Entry, Gate};
+use crate::lookup_gate::{Entry, Gate};
+use crate::thread_words::{ThreadWords, WORDS};
 pub(crate) use set::{next_family_id, Key};
 use set::{Set, SETS, WAYS};
 
-/// One thread's cache. The gate sits in its own cache line ahead of the
-/// sets; it plays the part a `RefCell`'s borrow flag would otherwise play.
+/// One thread's cache: its sets. Its gate and flags are in the thread's
+/// words ([`ThreadWords`]: `gate`, `listed`, `index_reads`), in one cache
+/// line with the thread's slot, which every lookup reads; the sets are
+/// read only where lookups cannot read indexes.
 ///
 /// Nothing in it needs dropping: a thread-local with a destructor gets a
 /// state flag that every access reads first, at the far end of this 8 KiB
 /// value (another cache line, often another page, to load when the caches
 /// are cold). Its teardown is [`Teardown`]'s instead.
-#[repr(C)]
 struct ThreadCache {
-    gate: Gate,
-    /// Whether the cache is in [`CACHES`] (after the thread's first
-    /// lookup).
-    listed: Cell<bool>,
-    /// Whether this thread's lookups read families' lock-free indexes
-    /// instead of the cache ([`lock_free_lookups`]), copied here when the
-    /// cache joins the list so that every lookup reads it from the gate's
-    /// cache line.
-    index_reads: Cell<bool>,
     /// Only touched by whoever holds the gate: the owner between `enter`
     /// and `leave`, or a sweeper between `owner_is_out` and `unclaim`.
     sets: UnsafeCell<[Set; SETS]>,
 }
 
-#[cfg(not(loom))]
 thread_local! {
     static CACHE: ThreadCache = const {
         ThreadCache {
-            gate: Gate::new(),
-            listed: Cell::new(false),
-            index_reads: Cell::new(false),
             sets: UnsafeCell::new([Set::EMPTY; SETS]),
         }
-    };
-}
-
-// Loom's atomics cannot be built in a constant; under loom only the models
-// run, and they never look anything up.
-#[cfg(loom)]
-thread_local! {
-    static CACHE: ThreadCache = ThreadCache {
-        gate: Gate::new(),
-        listed: Cell::new(false),
-        index_reads: Cell::new(false),
-        sets: UnsafeCell::new([Set::EMPTY; SETS]),
     };
 }
 
@@ -145,31 +121,35 @@ thread_local! {
 
 impl Drop for Teardown {
     fn drop(&mut self) {
-        let _ = CACHE.try_with(ThreadCache::tear_down);
+        let _ = WORDS.try_with(|words| CACHE.try_with(|cache| cache.tear_down(words)));
     }
 }
 
-/// The address of a live thread's cache, as kept in [`CACHES`], with an id
-/// no other cache ever has (an address can be reused by a later thread).
+/// The addresses of a live thread's words and cache, as kept in
+/// [`CACHES`], with an id no other cache ever has (an address can be
+/// reused by a later thread). Both are thread-locals of the same thread
+/// without destructors: they live until the thread's storage is freed,
+/// after [`Teardown`] has taken them out of the list.
 struct Listed {
-    cache: *const ThreadCache,
+    words: *const ThreadWords,
+    sets: *const ThreadCache,
     id: u64,
 }
 
 impl Listed {
     /// The cache's gate.
     fn gate(&self) -> &Gate {
-        // SAFETY: a listed cache stays alive, and listed, while the `CACHES`
-        // lock is held, which every holder of a `&Listed` does; we make a
-        // reference to its gate only, never to the whole cache (its owner
-        // may be using the rest).
-        unsafe { &(*self.cache).gate }
+        // SAFETY: a listed thread's words stay alive, and listed, while the
+        // `CACHES` lock is held, which every holder of a `&Listed` does; we
+        // make a reference to its gate only, never to the whole value (its
+        // owner uses the other fields as plain `Cell`s).
+        unsafe { &(*self.words).gate }
     }
 }
 
-// SAFETY: the pointer is only dereferenced under the `CACHES` lock, and a
-// cache leaves the list (under that lock) before its sets are dropped and
-// its thread-local storage freed; what a sweeper does through it is
+// SAFETY: the pointers are only dereferenced under the `CACHES` lock, and
+// a cache leaves the list (under that lock) before its sets are released
+// and its thread-local storage freed; what a sweeper does through them is
 // governed by the gate.
 unsafe impl Send for Listed {}
 
@@ -194,17 +174,20 @@ impl ThreadCache {
     /// when the thread is already exiting: the caller must then neither
     /// read an index nor fill the cache.
     #[cold]
-    fn join_list(&self) -> bool {
+    fn join_list(&self, words: &ThreadWords) -> bool {
         if TEARDOWN.try_with(|_| ()).is_err() {
             return false;
         }
         crate::first_use::note();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let me: *const ThreadCache = self;
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        CACHES.lock().push(Listed { cache: me, id });
-        self.listed.set(true);
-        self.index_reads.set(lock_free_lookups());
+        CACHES.lock().push(Listed {
+            words,
+            sets: self,
+            id,
+        });
+        words.listed.set(true);
+        words.index_reads.set(lock_free_lookups());
         true
     }
 
@@ -213,11 +196,11 @@ impl ThreadCache {
     /// leaves the list, waiting out a sweep in progress (sweeps hold the
     /// list's lock); then, the sets being nobody else's, gives back every
     /// series they hold.
-    fn tear_down(&self) {
-        self.gate.close();
-        if self.listed.get() {
+    fn tear_down(&self, words: &ThreadWords) {
+        words.gate.close();
+        if words.listed.get() {
             let me: *const ThreadCache = self;
-            CACHES.lock().retain(|listed| listed.cache != me);
+            CACHES.lock().retain(|listed| listed.sets != me);
         }
         // SAFETY: the gate is closed (as if the owner were inside a
         // lookup, for good) and the cache is out of the list, so no sweeper
@@ -233,24 +216,25 @@ impl ThreadCache {
     #[cold]
     #[inline(never)]
     fn sweep_owed() {
-        let _ = CACHE.try_with(ThreadCache::perform_owed_sweeps);
+        let _ =
+            WORDS.try_with(|words| CACHE.try_with(|cache| cache.perform_owed_sweeps(&words.gate)));
         // Retired items may have been waiting for this thread alone.
         collect_garbage();
     }
 
-    fn perform_owed_sweeps(&self) {
-        while self.gate.owed() {
-            match self.gate.enter() {
+    fn perform_owed_sweeps(&self, gate: &Gate) {
+        while gate.owed() {
+            match gate.enter() {
                 Entry::Entered => {
-                    let asked = self.gate.asked();
+                    let asked = gate.asked();
                     // SAFETY: we hold the gate until `leave` below.
                     let sets = unsafe { self.sets() };
                     sets.iter_mut().for_each(|set| set.forget_removed(None));
-                    self.gate.sweep_done(asked);
-                    self.gate.leave();
+                    gate.sweep_done(asked);
+                    gate.leave();
                 }
                 Entry::Claimed => {
-                    self.gate.leave();
+                    gate.leave();
                     std::thread::yield_now();
                 }
                 // `leave` was called, so we are not inside a lookup.
@@ -275,10 +259,10 @@ struct Held;
 impl Drop for Held {
     #[inline]
     fn drop(&mut self) {
-        // `ThreadCache` has no destructor, so the thread-local is readable
+        // `ThreadWords` has no destructor, so the thread-local is readable
         // until the thread is gone.
-        let _ = CACHE.try_with(|cache| {
-            if cache.gate.leave() {
+        let _ = WORDS.try_with(|words| {
+            if words.gate.leave() {
                 ThreadCache::sweep_owed();
             }
         });
@@ -308,7 +292,7 @@ pub(crate) fn forget_removed(family: u32) {
             // out and sees our claim until `unclaim` (the gate's protocol),
             // so the sets are ours alone meanwhile.
             let sets =
-                unsafe { &mut *UnsafeCell::raw_get(std::ptr::addr_of!((*listed.cache).sets)) };
+                unsafe { &mut *UnsafeCell::raw_get(std::ptr::addr_of!((*listed.sets).sets)) };
             sets.iter_mut().for_each(|set| set.forget_removed(only));
             gate.sweep_done(asked);
         }
@@ -353,7 +337,7 @@ static GARBAGE: Mutex<Vec<Garbage>> = Mutex::new(Vec::new());
 /// use is asked for a sweep (a ticket); the item is freed once, for each of
 /// them, the owner has performed that sweep (`done` reaches the ticket,
 /// which it does right after leaving the lookup), has been seen out after a
-/// later barrier, or has exited. The loom model in `gate.rs` checks it.
+/// later barrier, or has exited. The loom model in `lookup_gate.rs` checks it.
 ///
 /// Without the barrier, lookups never read the index (see
 /// [`lock_free_lookups`]), so `item` is freed at once.
@@ -436,8 +420,8 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
 ) -> R {
     let mut resolve = Some(resolve);
     let mut f = Some(f);
-    let served = CACHE.try_with(|cache| {
-        match cache.gate.enter() {
+    let served = WORDS.try_with(|words| {
+        match words.gate.enter() {
             Entry::Entered => {}
             Entry::Nested => return None,
             Entry::Claimed => {
@@ -446,7 +430,7 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
             }
         }
         let _held = Held;
-        if cache.index_reads.get() {
+        if words.index_reads.get() {
             return Some(match find() {
                 // SAFETY: see `lend`; we hold the gate until `_held` drops.
                 Some(found) => f.take()?(&*unsafe { lend(found) }),
@@ -485,40 +469,43 @@ unsafe fn through_cache<S: Send + Sync + 'static, V: AsRef<str>, R>(
     resolve: impl FnOnce() -> Resolved<S>,
     f: impl FnOnce(&Arc<Series<S>>) -> R,
 ) -> R {
-    CACHE.with(|cache| {
-        // SAFETY: the caller holds the gate until we return, and this is
-        // the only reference to the sets we make meanwhile.
-        let set = &mut unsafe { cache.sets() }[key.index()];
-        let hit = (0..WAYS).find_map(|way| {
-            if set.tags[way] != key.tag {
-                return None;
-            }
-            debug_assert!(
-                set.owners[way].is_some_and(|o| (o.storage_type)() == TypeId::of::<S>()),
-                "a family's id names one storage type"
-            );
-            // SAFETY: a non-empty way whose key names this family was filled
-            // by `insert_front::<S>` with this family's storage type `S`
-            // (family ids are unique for the life of the process and a
-            // family's storage type never changes; empty ways have family 0,
-            // which no family has), so `series[way]` came from
-            // `Arc::into_raw` of an `Arc<Series<S>>`, and the way still owns
-            // that reference while we hold the gate. `ManuallyDrop` keeps us
-            // from giving back a reference we do not own.
-            let series =
-                ManuallyDrop::new(unsafe { Arc::from_raw(set.series[way].cast::<Series<S>>()) });
-            series.label_values.equals(values).then_some((way, series))
-        });
-        match hit {
-            Some((way, series)) => {
-                let result = f(&series);
-                if way > 0 {
-                    set.swap(way - 1, way); // move towards the front
+    WORDS.with(|words| {
+        CACHE.with(|cache| {
+            // SAFETY: the caller holds the gate until we return, and this is
+            // the only reference to the sets we make meanwhile.
+            let set = &mut unsafe { cache.sets() }[key.index()];
+            let hit = (0..WAYS).find_map(|way| {
+                if set.tags[way] != key.tag {
+                    return None;
                 }
-                result
+                debug_assert!(
+                    set.owners[way].is_some_and(|o| (o.storage_type)() == TypeId::of::<S>()),
+                    "a family's id names one storage type"
+                );
+                // SAFETY: a non-empty way whose key names this family was filled
+                // by `insert_front::<S>` with this family's storage type `S`
+                // (family ids are unique for the life of the process and a
+                // family's storage type never changes; empty ways have family 0,
+                // which no family has), so `series[way]` came from
+                // `Arc::into_raw` of an `Arc<Series<S>>`, and the way still owns
+                // that reference while we hold the gate. `ManuallyDrop` keeps us
+                // from giving back a reference we do not own.
+                let series = ManuallyDrop::new(unsafe {
+                    Arc::from_raw(set.series[way].cast::<Series<S>>())
+                });
+                series.label_values.equals(values).then_some((way, series))
+            });
+            match hit {
+                Some((way, series)) => {
+                    let result = f(&series);
+                    if way > 0 {
+                        set.swap(way - 1, way); // move towards the front
+                    }
+                    result
+                }
+                None => miss(words, cache, set, key, resolve, f),
             }
-            None => miss(cache, set, key, resolve, f),
-        }
+        })
     })
 }
 
@@ -558,20 +545,21 @@ fn from_table<S, R>(
 /// stays small.
 #[inline(never)]
 fn miss<S: Send + Sync + 'static, R>(
+    words: &ThreadWords,
     cache: &ThreadCache,
     set: &mut Set,
     key: Key,
     resolve: impl FnOnce() -> Resolved<S>,
     f: impl FnOnce(&Arc<Series<S>>) -> R,
 ) -> R {
-    if !cache.listed.get() && !cache.join_list() {
+    if !words.listed.get() && !cache.join_list(words) {
         // The thread is exiting: the table, and no caching.
         return f(&resolve().series);
     }
     let Resolved { series, cacheable } = resolve();
     let result = f(&series);
     // Once the thread reads indexes, its cache is not read again.
-    if cacheable && key.cacheable() && !cache.index_reads.get() {
+    if cacheable && key.cacheable() && !words.index_reads.get() {
         set.insert_front(key, series);
     }
     result
@@ -582,13 +570,13 @@ fn miss<S: Send + Sync + 'static, R>(
 /// (tests of the cache on machines that have it).
 #[cfg(all(test, not(loom)))]
 pub(crate) fn through_the_cache<R>(f: impl FnOnce() -> R) -> R {
-    CACHE.with(|cache| {
-        if !cache.listed.get() {
-            cache.join_list();
+    WORDS.with(|words| {
+        if !words.listed.get() {
+            CACHE.with(|cache| cache.join_list(words));
         }
-        let index_reads = cache.index_reads.replace(false);
+        let index_reads = words.index_reads.replace(false);
         let result = f();
-        cache.index_reads.set(index_reads);
+        words.index_reads.set(index_reads);
         result
     })
 }
