@@ -44,7 +44,8 @@
 //!   series removed and *sweeps*: every thread's cache lets go of removed
 //!   series at once if its owner is not inside a lookup, otherwise when the
 //!   owner leaves it, so a removed series' memory goes even when the threads
-//!   that cached it never record again ([`lookup_gate`](crate::lookup_gate) has that protocol).
+//!   that cached it never record again
+//!   ([`lookup_gate`](crate::lookup_gate) has that protocol).
 //! * The owner holds its cache through the gate for the whole lookup,
 //!   including the caller's closure, so a nested lookup from inside the
 //!   closure cannot evict the entry in use: such nested lookups, lookups
@@ -337,7 +338,8 @@ static GARBAGE: Mutex<Vec<Garbage>> = Mutex::new(Vec::new());
 /// use is asked for a sweep (a ticket); the item is freed once, for each of
 /// them, the owner has performed that sweep (`done` reaches the ticket,
 /// which it does right after leaving the lookup), has been seen out after a
-/// later barrier, or has exited. The loom model in `lookup_gate.rs` checks it.
+/// later barrier, or has exited. The loom model in `lookup_gate.rs`
+/// checks it.
 ///
 /// Without the barrier, lookups never read the index (see
 /// [`lock_free_lookups`]), so `item` is freed at once.
@@ -482,14 +484,15 @@ unsafe fn through_cache<S: Send + Sync + 'static, V: AsRef<str>, R>(
                     set.owners[way].is_some_and(|o| (o.storage_type)() == TypeId::of::<S>()),
                     "a family's id names one storage type"
                 );
-                // SAFETY: a non-empty way whose key names this family was filled
-                // by `insert_front::<S>` with this family's storage type `S`
-                // (family ids are unique for the life of the process and a
-                // family's storage type never changes; empty ways have family 0,
-                // which no family has), so `series[way]` came from
-                // `Arc::into_raw` of an `Arc<Series<S>>`, and the way still owns
-                // that reference while we hold the gate. `ManuallyDrop` keeps us
-                // from giving back a reference we do not own.
+                // SAFETY: a non-empty way whose key names this family was
+                // filled by `insert_front::<S>` with this family's storage
+                // type `S` (family ids are unique for the life of the
+                // process and a family's storage type never changes; empty
+                // ways have family 0, which no family has), so
+                // `series[way]` came from `Arc::into_raw` of an
+                // `Arc<Series<S>>`, and the way still owns that reference
+                // while we hold the gate. `ManuallyDrop` keeps us from
+                // giving back a reference we do not own.
                 let series = ManuallyDrop::new(unsafe {
                     Arc::from_raw(set.series[way].cast::<Series<S>>())
                 });
