@@ -456,60 +456,73 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
 }
 
 /// The lookup through this thread's cache (where the thread may not read
-/// indexes): its sets, then the family's table. Out of line, and finding
-/// the cache through the thread-local itself, so that the index path never
-/// computes the cache's address (see [`Held`]).
+/// indexes): its sets, then the family's table. The cache's address (a
+/// load of the thread's control block, see [`Held`]) is computed here
+/// only, and the thread's words are read by address only in the
+/// out-of-line miss path, so the index path computes neither. Inline: out
+/// of line (a call, the closures passed through memory) a hit took 9.4 -
+/// 9.6 ns instead of 7.8 - 7.9 on this machine.
 ///
 /// # Safety
 ///
 /// The caller holds this thread's gate (`enter` returned `Entered`) until
 /// this returns, and holds no reference to the sets.
-#[inline(never)]
+#[inline]
 unsafe fn through_cache<S: Send + Sync + 'static, V: AsRef<str>, R>(
     key: Key,
     values: &[V],
     resolve: impl FnOnce() -> Resolved<S>,
     f: impl FnOnce(&Arc<Series<S>>) -> R,
 ) -> R {
-    WORDS.with(|words| {
-        CACHE.with(|cache| {
-            // SAFETY: the caller holds the gate until we return, and this is
-            // the only reference to the sets we make meanwhile.
-            let set = &mut unsafe { cache.sets() }[key.index()];
-            let hit = (0..WAYS).find_map(|way| {
-                if set.tags[way] != key.tag {
-                    return None;
-                }
-                debug_assert!(
-                    set.owners[way].is_some_and(|o| (o.storage_type)() == TypeId::of::<S>()),
-                    "a family's id names one storage type"
-                );
-                // SAFETY: a non-empty way whose key names this family was
-                // filled by `insert_front::<S>` with this family's storage
-                // type `S` (family ids are unique for the life of the
-                // process and a family's storage type never changes; empty
-                // ways have family 0, which no family has), so
-                // `series[way]` came from `Arc::into_raw` of an
-                // `Arc<Series<S>>`, and the way still owns that reference
-                // while we hold the gate. `ManuallyDrop` keeps us from
-                // giving back a reference we do not own.
-                let series = ManuallyDrop::new(unsafe {
-                    Arc::from_raw(set.series[way].cast::<Series<S>>())
-                });
-                series.label_values.equals(values).then_some((way, series))
-            });
-            match hit {
-                Some((way, series)) => {
-                    let result = f(&series);
-                    if way > 0 {
-                        set.swap(way - 1, way); // move towards the front
-                    }
-                    result
-                }
-                None => miss(words, cache, set, key, resolve, f),
+    // SAFETY: `this_threads_cache` is valid while this thread runs.
+    let cache = unsafe { &*this_threads_cache() };
+    // SAFETY: the caller holds the gate until we return, and this is the
+    // only reference to the sets we make meanwhile.
+    let set = &mut unsafe { cache.sets() }[key.index()];
+    let hit = (0..WAYS).find_map(|way| {
+        if set.tags[way] != key.tag {
+            return None;
+        }
+        debug_assert!(
+            set.owners[way].is_some_and(|o| (o.storage_type)() == TypeId::of::<S>()),
+            "a family's id names one storage type"
+        );
+        // SAFETY: a non-empty way whose key names this family was
+        // filled by `insert_front::<S>` with this family's storage
+        // type `S` (family ids are unique for the life of the
+        // process and a family's storage type never changes; empty
+        // ways have family 0, which no family has), so
+        // `series[way]` came from `Arc::into_raw` of an
+        // `Arc<Series<S>>`, and the way still owns that reference
+        // while we hold the gate. `ManuallyDrop` keeps us from
+        // giving back a reference we do not own.
+        let series =
+            ManuallyDrop::new(unsafe { Arc::from_raw(set.series[way].cast::<Series<S>>()) });
+        series.label_values.equals(values).then_some((way, series))
+    });
+    match hit {
+        Some((way, series)) => {
+            let result = f(&series);
+            if way > 0 {
+                set.swap(way - 1, way); // move towards the front
             }
-        })
-    })
+            result
+        }
+        None => miss(cache, set, key, resolve, f),
+    }
+}
+
+/// This thread's cache, by its address (computed from the thread pointer,
+/// a load of the thread's control block), for the paths that use the sets;
+/// the index path reads none of it.
+///
+/// The pointer is valid, for this thread, until the thread exits:
+/// `ThreadCache` has no destructor, so the thread-local lives as long as
+/// the thread's storage, and a reference made from it while the thread
+/// runs is sound.
+#[inline]
+fn this_threads_cache() -> *const ThreadCache {
+    CACHE.with(std::ptr::from_ref)
 }
 
 /// The series an index entry points to, as the `Arc` the family's table
@@ -548,21 +561,22 @@ fn from_table<S, R>(
 /// stays small.
 #[inline(never)]
 fn miss<S: Send + Sync + 'static, R>(
-    words: &ThreadWords,
     cache: &ThreadCache,
     set: &mut Set,
     key: Key,
     resolve: impl FnOnce() -> Resolved<S>,
     f: impl FnOnce(&Arc<Series<S>>) -> R,
 ) -> R {
-    if !words.listed.get() && !cache.join_list(words) {
+    // `WORDS` has no destructor: readable until the thread is gone.
+    let joined = WORDS.with(|words| words.listed.get() || cache.join_list(words));
+    if !joined {
         // The thread is exiting: the table, and no caching.
         return f(&resolve().series);
     }
     let Resolved { series, cacheable } = resolve();
     let result = f(&series);
     // Once the thread reads indexes, its cache is not read again.
-    if cacheable && key.cacheable() && !words.index_reads.get() {
+    if cacheable && key.cacheable() && !WORDS.with(|words| words.index_reads.get()) {
         set.insert_front(key, series);
     }
     result
