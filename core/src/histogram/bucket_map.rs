@@ -29,8 +29,8 @@ pub struct BucketMap {
 }
 
 /// What a record needs from its family's bucket map: the HDR scale and the
-/// table from HDR index to classic bucket. Each series keeps a copy (a
-/// float and a reference-counted pointer), so a record goes from the series
+/// table from HDR index to classic bucket. Each series keeps a copy (two
+/// floats and a reference-counted pointer), so a record goes from the series
 /// straight to the table entry: after the caches were flushed, one cache
 /// line fewer than through the map.
 #[derive(Clone)]
