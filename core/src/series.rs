@@ -11,17 +11,21 @@ use crate::label_values::LabelValues;
 
 /// One series: its label values and its storage.
 ///
-/// `repr(C)`: a lookup compares the label values (through the pointer
-/// right after the storage) and then records into the storage, whose types keep the fields a
-/// record reads at their end; the two sit side by side, so they span as
-/// few cache lines as the allocation allows. The storage comes first so
-/// that an over-aligned one (a gauge's padded cell) is not pushed to the
-/// next alignment boundary.
+/// `repr(C)`: a lookup compares the label values and then records into the
+/// storage. The values (48 bytes, inline up to 40 bytes; see
+/// `label_values`) come first, right after the `Arc`'s counts, and the
+/// storage types keep what a record reads at their start, right after
+/// them: a 2-label counter lookup through the index reads one or two
+/// adjacent lines of its series and follows no pointer to its values.
+/// Aligning the series to 64 bytes would make that always one line, but
+/// the aligned allocations (`memalign`) scattered the small allocations
+/// made around them: a histogram record right after the caches were
+/// flushed took 25 % longer (`docs/benchmarks.md`).
 #[repr(C)]
 pub struct Series<S> {
-    pub(crate) storage: S,
     /// The label values, in the family's label order.
     pub(crate) label_values: LabelValues,
+    pub(crate) storage: S,
     /// What both text formats write for this series, computed once so a
     /// scrape copies it instead of escaping every label again: for counters
     /// and gauges the whole sample prefix (`name_total{a="x"} `), for
@@ -53,8 +57,8 @@ impl<S> Series<S> {
     ) -> Self {
         Series {
             label_values: LabelValues::new(pairs.clone().map(|(_, v)| v)),
-            exposition: render_exposition(desc, pairs),
             storage,
+            exposition: render_exposition(desc, pairs),
             removed: AtomicBool::new(false),
             exemplars: ExemplarCell::default(),
         }

@@ -22,8 +22,8 @@
 //!   and left the L2 cache), and the pointer to it carries log2 of its size
 //!   in its six low bits, so a reader finds both with one load (from the
 //!   family's first cache line) and goes straight to its entry. A reader
-//!   compares the series' label values (`label_values`: count, lengths and
-//!   bytes in one allocation, one line for short values). A series whose
+//!   compares the series' label values (`label_values`: up to 40 bytes
+//!   inside the series, right before what a record reads). A series whose
 //!   address needs the top 16 bits (none on x86-64 and arm64 Linux, macOS
 //!   and Windows; every one on 32-bit platforms and under an allocator that
 //!   tags pointers' top byte, as Android's does) is not indexed: lookups

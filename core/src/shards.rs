@@ -91,33 +91,29 @@ fn arena() -> &'static parking_lot::Mutex<Arena> {
     ARENA.get_or_init(Default::default)
 }
 
-/// One counter's cells. `repr(C)`: what an add reads comes last, next to
-/// the pointer to the series' label values (see `Series`), and is 16 bytes at a
-/// 16-byte offset in the series' allocation (which the allocator aligns to
-/// 16 bytes), so it never straddles two cache lines: an increment right
-/// after the caches were flushed loads one line of the series, not two.
-/// With 24 bytes there it straddled in one series allocation in four.
+/// One counter's cells. `repr(C)`: what an add reads comes first, 16
+/// bytes that `Series` places right after the label values, so a lookup
+/// and an increment read one stretch of 64 bytes of the series (one line,
+/// or two adjacent ones).
 #[repr(C)]
 pub struct Shards {
-    chunk: Arc<Chunk>,
-    /// Position in the chunk, and in the arena (`None` for private chunks).
-    index: usize,
-    #[cfg_attr(loom, allow(dead_code))]
-    arena_chunk: Option<usize>,
     /// The first cell of this counter (slot 0's), and the distance between
     /// its cells, copied out of the chunk so an add needs no load from it.
     first: *const AtomicU64,
     stride: u32,
     owned: u32,
+    chunk: Arc<Chunk>,
+    /// Position in the chunk, and in the arena (`None` for private chunks).
+    index: usize,
+    #[cfg_attr(loom, allow(dead_code))]
+    arena_chunk: Option<usize>,
 }
 
-// The hot fields' place (see above); `Series` puts the storage first, after
-// the `Arc`'s two counts.
+// The hot fields' place (see above).
 #[cfg(not(loom))]
 const _: () = assert!(
-    std::mem::offset_of!(Shards, first) % 16 == 0
-        && std::mem::size_of::<Shards>() - std::mem::offset_of!(Shards, first) == 16,
-    "an add's fields are the last 16 bytes, 16-byte aligned"
+    std::mem::offset_of!(Shards, first) == 0 && std::mem::offset_of!(Shards, owned) == 12,
+    "an add's fields are the first 16 bytes"
 );
 
 impl std::fmt::Debug for Shards {

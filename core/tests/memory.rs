@@ -193,13 +193,12 @@ fn counter_series_cost_matches_the_documented_figure() {
     assert_eq!(family.len(), values.len() + 1, "every value got a series");
     let per_series = bytes as usize / values.len();
     let documented = beluga_metrics::counter_series_bytes();
-    // What every series certainly adds on top of its cells and header: the
-    // `Arc`'s counts, the label values' allocation (count, length, the
-    // value's bytes rounded up to a word), the precomputed exposition text
-    // and the returned handle's slot.
+    // What every series certainly adds on top of its cells and the series
+    // itself (which holds short label values): the `Arc`'s counts, the
+    // precomputed exposition text and the returned handle's slot.
     let exposition = r#"per_series_total{k="0000"} "#.len();
-    let label_values = 8 + 8 + 8;
-    let certain = documented + 16 + label_values + exposition + 8;
+    let arc_counts = 16;
+    let certain = documented + arc_counts + exposition + 8;
     // Then shares of what grows by doubling: the hash table's entry (key,
     // one-element list and control byte) and the list's own allocation,
     // the creation-order list, the lock-free index (at most half full),

@@ -103,9 +103,9 @@ impl Sealed for Counter {
 /// Storage of a float counter: sharded sums plus refused values.
 #[repr(C)]
 pub struct FloatCounterStorage {
-    invalid: AtomicU64,
-    /// Last, next to the pointer to the series' label values (see `Series`).
+    /// First, right after the series' label values (see `Series`).
     shards: Shards,
+    invalid: AtomicU64,
 }
 
 impl std::fmt::Debug for FloatCounterStorage {

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
-
 use super::sealed::Sealed;
 use crate::desc::MetricType;
 use crate::histogram::{BucketMap, HistogramValue};
@@ -11,10 +9,32 @@ use crate::sample::Value;
 use crate::series::Series;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
+/// A gauge's value, alone in its 64-byte line: gauges are written from many
+/// threads, and a line of their own keeps those writes off whatever else
+/// would share it.
+///
+/// 64 bytes, not `CachePadded`'s 128 on x86-64 (which guards against the
+/// prefetcher that fetches lines in 128-byte pairs): `Series` puts the
+/// label values first, and a 128-byte-aligned cell sat 80 bytes of padding
+/// after them, 128 bytes more per series. Here the line paired with the
+/// cell's is one of its own series' that no record writes: the label
+/// values before it or the exposition text after it.
+#[derive(Debug)]
+#[repr(C, align(64))]
+pub struct GaugeCell(AtomicU64);
+
+impl std::ops::Deref for GaugeCell {
+    type Target = AtomicU64;
+    #[inline(always)]
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
+}
+
 /// A handle to one series that goes up and down. Cloning is cheap.
 ///
 /// `set` is a single store; `add`/`sub` are a compare-exchange loop on one
-/// cache-padded word, so heavily contended gauges cost more than counters.
+/// word alone in its cache line, so heavily contended gauges cost more than counters.
 /// NaN is a valid gauge value and is exposed as `NaN`.
 ///
 /// ```
@@ -32,7 +52,7 @@ use crate::sync::{AtomicU64, Ordering::Relaxed};
 /// ```
 #[derive(Clone)]
 pub struct Gauge {
-    series: Arc<Series<CachePadded<AtomicU64>>>,
+    series: Arc<Series<GaugeCell>>,
 }
 
 impl Gauge {
@@ -81,10 +101,10 @@ impl Gauge {
 }
 
 impl Sealed for Gauge {
-    type Storage = CachePadded<AtomicU64>;
+    type Storage = GaugeCell;
     const TYPE: MetricType = MetricType::Gauge;
     fn new_storage(_: Option<&Arc<BucketMap>>) -> Self::Storage {
-        CachePadded::new(AtomicU64::new(0f64.to_bits()))
+        GaugeCell(AtomicU64::new(0f64.to_bits()))
     }
     fn from_series(series: Arc<Series<Self::Storage>>) -> Self {
         Gauge { series }

@@ -41,21 +41,21 @@ use crate::sync::{model_switch_point, AtomicPtr, AtomicU64, Ordering::*};
 use crate::thread_slot;
 
 /// A histogram series' per-thread storage (see the module docs).
-/// `repr(C)`: what a record reads comes last, next to the pointer to the
-/// series' label values (see `Series`).
+/// `repr(C)`: what a record reads comes first (the slot table, then the
+/// bucket index), right after the series' label values (see `Series`).
 #[repr(C)]
 pub struct HistogramStorage {
+    /// Owned slots followed by the shared slot (the last one).
+    slots: Box<[AtomicPtr<ThreadHistogram>]>,
+    /// The family's bucket index, copied here so that a record reads the
+    /// table without going through the map.
+    index: BucketIndex,
     /// HDR counts carried from the threads' one-byte counts, and those of
     /// threads on the shared slot.
     wide: WideCounts,
     /// NaN observations that were dropped.
     invalid: AtomicU64,
     buckets: std::sync::Arc<BucketMap>,
-    /// The family's bucket index, copied here so that a record reads the
-    /// table without going through the map.
-    index: BucketIndex,
-    /// Owned slots followed by the shared slot (the last one).
-    slots: Box<[AtomicPtr<ThreadHistogram>]>,
 }
 
 impl std::fmt::Debug for HistogramStorage {
