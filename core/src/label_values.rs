@@ -68,6 +68,13 @@ const _: () = assert!(std::mem::size_of::<LabelValues>() == 48);
 
 const WORD: usize = std::mem::size_of::<u64>();
 
+/// Value `i`'s length as the inline header holds it: in byte `i + 1`
+/// (`i < INLINE_VALUES`, `len <= 255`).
+#[inline(always)]
+fn length_byte(i: usize, len: usize) -> u64 {
+    (len as u64) << (8 * (i + 1))
+}
+
 /// The inline header of values with these lengths, if they fit inline.
 fn inline_header(lengths: impl Iterator<Item = usize>) -> Option<u64> {
     let (mut header, mut count, mut total) = (0u64, 0usize, 0usize);
@@ -76,8 +83,8 @@ fn inline_header(lengths: impl Iterator<Item = usize>) -> Option<u64> {
         if count == INLINE_VALUES || total > INLINE_BYTES {
             return None;
         }
+        header |= length_byte(count, len);
         count += 1;
-        header |= (len as u64) << (8 * count);
     }
     Some(header | count as u64)
 }
@@ -171,8 +178,8 @@ impl LabelValues {
         for (i, value) in values.iter().enumerate() {
             let len = value.as_ref().len();
             lengths |= len;
-            // `i + 1 <= 7`: inside the word.
-            header |= (len as u64) << (8 * (i + 1));
+            // `i < 7` (checked above); a length over 255 is refused below.
+            header |= length_byte(i, len);
         }
         // A length over 255 would have carried into the next value's byte
         // (`["a" x 256, ""]` would read as `["", "a"]`).
