@@ -20,9 +20,8 @@
 //! A header word, then 40 bytes:
 //!
 //! * **Inline.** The header's low byte holds the number of values `n`
-//!   (at most 7), its byte `i + 1` the length of value `i` (so each is
-//!   at most 255 bytes; the 40-byte total keeps them under 41). The 40
-//!   bytes hold the values' UTF-8 bytes back to back, then zeros.
+//!   (at most 7), its byte `i + 1` the length of value `i` (a byte is
+//!   enough: the values total at most 40 bytes). The 40 bytes hold the values' UTF-8 bytes back to back, then zeros.
 //! * **Spilled** (more values, or more bytes). The header is [`SPILLED`],
 //!   all ones: its low byte, 255, is no inline count. The 40 bytes start
 //!   with a `Box<[u64]>`: word 0 holds `n`, words `1..=n` the lengths,

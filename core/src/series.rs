@@ -18,9 +18,10 @@ use crate::label_values::LabelValues;
 /// them: a 2-label counter lookup through the index reads one or two
 /// adjacent lines of its series and follows no pointer to its values.
 /// Aligning the series to 64 bytes would make that always one line, but
-/// the aligned allocations (`memalign`) scattered the small allocations
-/// made around them: a histogram record right after the caches were
-/// flushed took 25 % longer (`docs/benchmarks.md`).
+/// with the aligned allocations (glibc's `memalign`) a histogram record
+/// right after the caches were flushed took 25 % longer, though a cache
+/// simulator counted fewer lines: most likely where the allocator put the
+/// small allocations around them, not measured (`docs/benchmarks.md`).
 #[repr(C)]
 pub struct Series<S> {
     /// The label values, in the family's label order.

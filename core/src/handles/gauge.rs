@@ -18,7 +18,9 @@ use crate::sync::{AtomicU64, Ordering::Relaxed};
 /// label values first, and a 128-byte-aligned cell sat 80 bytes of padding
 /// after them, 128 bytes more per series. Here the line paired with the
 /// cell's is one of its own series' that no record writes: the label
-/// values before it or the exposition text after it.
+/// values before it or the exposition text after it. Like the 128-byte
+/// alignment before it, this one makes the gauge series an aligned
+/// allocation (see `Series` for what that cost histograms).
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct GaugeCell(AtomicU64);
@@ -34,7 +36,8 @@ impl std::ops::Deref for GaugeCell {
 /// A handle to one series that goes up and down. Cloning is cheap.
 ///
 /// `set` is a single store; `add`/`sub` are a compare-exchange loop on one
-/// word alone in its cache line, so heavily contended gauges cost more than counters.
+/// word alone in its cache line, so heavily contended gauges cost more
+/// than counters.
 /// NaN is a valid gauge value and is exposed as `NaN`.
 ///
 /// ```
