@@ -57,14 +57,15 @@ pub(crate) struct Totals {
 
 impl std::ops::AddAssign for Totals {
     fn add_assign(&mut self, o: Totals) {
-        self.turns += o.turns;
-        self.api_requests += o.api_requests;
-        self.llm_calls += o.llm_calls;
-        self.tokens_input += o.tokens_input;
-        self.tokens_output += o.tokens_output;
-        self.errors += o.errors;
-        self.unsafe_flags += o.unsafe_flags;
-        self.metric_ops += o.metric_ops;
+        // Saturating, like the counters these totals are checked against.
+        self.turns = self.turns.saturating_add(o.turns);
+        self.api_requests = self.api_requests.saturating_add(o.api_requests);
+        self.llm_calls = self.llm_calls.saturating_add(o.llm_calls);
+        self.tokens_input = self.tokens_input.saturating_add(o.tokens_input);
+        self.tokens_output = self.tokens_output.saturating_add(o.tokens_output);
+        self.errors = self.errors.saturating_add(o.errors);
+        self.unsafe_flags = self.unsafe_flags.saturating_add(o.unsafe_flags);
+        self.metric_ops = self.metric_ops.saturating_add(o.metric_ops);
     }
 }
 
@@ -72,11 +73,13 @@ impl std::ops::AddAssign for Stats {
     fn add_assign(&mut self, o: Stats) {
         self.totals += o.totals;
         self.steady_ops += o.steady_ops;
-        self.steady_record_ns += o.steady_record_ns;
+        self.steady_record_ns = self.steady_record_ns.saturating_add(o.steady_record_ns);
         self.steady_turns.merge(&o.steady_turns);
         self.first_use_turns += o.first_use_turns;
-        self.first_use_record_ns += o.first_use_record_ns;
-        self.simulated_ns += o.simulated_ns;
+        self.first_use_record_ns = self
+            .first_use_record_ns
+            .saturating_add(o.first_use_record_ns);
+        self.simulated_ns = self.simulated_ns.saturating_add(o.simulated_ns);
         self.wall_ns = self.wall_ns.max(o.wall_ns);
     }
 }
@@ -345,8 +348,16 @@ fn trace_ids(agent: usize, turn: u64, attempt: usize) -> ([u8; 16], [u8; 8]) {
     (trace_id, span_id)
 }
 
+/// A simulated latency in milliseconds as a `Duration`. The scenario's
+/// ranges keep draws far inside what a `Duration` holds; a value outside
+/// still never panics an agent (NaN and negatives read as zero, overflow as
+/// the largest `Duration`).
 fn ms(d: f64) -> Duration {
-    Duration::from_secs_f64(d / 1000.0)
+    Duration::try_from_secs_f64(d / 1000.0).unwrap_or(if d > 0.0 {
+        Duration::MAX
+    } else {
+        Duration::ZERO
+    })
 }
 
 impl Agent {
@@ -539,8 +550,9 @@ impl Agent {
                         + turn.output as f64 / 1000.0 * model.usd_per_1k_output;
                     llm.add_cost_usd(usd);
                     ops += 7;
-                    self.stats.totals.tokens_input += turn.input;
-                    self.stats.totals.tokens_output += turn.output;
+                    let totals = &mut self.stats.totals;
+                    totals.tokens_input = totals.tokens_input.saturating_add(turn.input);
+                    totals.tokens_output = totals.tokens_output.saturating_add(turn.output);
                 }
                 Some(kind) => {
                     let call = LlmCall::chat(&model.provider, &model.name, tenant)
@@ -593,7 +605,10 @@ impl Agent {
 
         running.end_with_duration(ms(simulated_ms));
         ops += 2;
-        self.stats.simulated_ns += (simulated_ms * 1e6) as u64;
+        self.stats.simulated_ns = self
+            .stats
+            .simulated_ns
+            .saturating_add((simulated_ms * 1e6) as u64);
         ops
     }
 }

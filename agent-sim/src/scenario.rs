@@ -135,67 +135,134 @@ impl Scenario {
         non_empty("tools", self.tools.len())?;
         non_empty("safety_categories", self.safety_categories.len())?;
         non_empty("endpoints", self.endpoints.len())?;
-        let rate = |what: String, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{what} = {v} is not a probability between 0.0 and 1.0"
-                ))
-            }
-        };
-        let positive = |what: String, v: f64| {
-            if v > 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{what} = {v} must be a positive number"))
-            }
-        };
         for m in &self.models {
             let field = |f: &str| format!("models[{}].{f}", m.name);
-            positive(field("weight"), m.weight)?;
-            positive(field("latency_ms_median"), m.latency_ms_median)?;
-            positive(field("ttft_ms_median"), m.ttft_ms_median)?;
-            positive(field("input_tokens_median"), m.input_tokens_median)?;
-            positive(field("output_tokens_median"), m.output_tokens_median)?;
-            rate(field("error_rate"), m.error_rate)?;
-            if m.latency_ms_p99 < m.latency_ms_median {
-                return Err(format!("{} is below the median", field("latency_ms_p99")));
-            }
-            if m.usd_per_1k_input < 0.0 || m.usd_per_1k_output < 0.0 {
-                return Err(format!(
-                    "{} prices must not be negative",
-                    field("usd_per_1k_*")
-                ));
-            }
+            WEIGHT.check(field("weight"), m.weight)?;
+            LATENCY_MS.check(field("latency_ms_median"), m.latency_ms_median)?;
+            LATENCY_MS.check(field("latency_ms_p99"), m.latency_ms_p99)?;
+            at_least_median(
+                field("latency_ms_p99"),
+                m.latency_ms_p99,
+                m.latency_ms_median,
+            )?;
+            LATENCY_MS.check(field("ttft_ms_median"), m.ttft_ms_median)?;
+            TOKENS.check(field("input_tokens_median"), m.input_tokens_median)?;
+            TOKENS.check(field("output_tokens_median"), m.output_tokens_median)?;
+            PRICE.check(field("usd_per_1k_input"), m.usd_per_1k_input)?;
+            PRICE.check(field("usd_per_1k_output"), m.usd_per_1k_output)?;
+            PROBABILITY.check(field("error_rate"), m.error_rate)?;
         }
         for t in &self.tenants {
-            positive(format!("tenants[{}].weight", t.name), t.weight)?;
+            WEIGHT.check(format!("tenants[{}].weight", t.name), t.weight)?;
         }
         for t in &self.tools {
-            positive(
-                format!("tools[{}].latency_ms_median", t.name),
+            let field = |f: &str| format!("tools[{}].{f}", t.name);
+            LATENCY_MS.check(field("latency_ms_median"), t.latency_ms_median)?;
+            LATENCY_MS.check(field("latency_ms_p99"), t.latency_ms_p99)?;
+            at_least_median(
+                field("latency_ms_p99"),
+                t.latency_ms_p99,
                 t.latency_ms_median,
             )?;
-            rate(format!("tools[{}].error_rate", t.name), t.error_rate)?;
-            if t.latency_ms_p99 < t.latency_ms_median {
-                return Err(format!(
-                    "tools[{}].latency_ms_p99 is below the median",
-                    t.name
-                ));
-            }
+            PROBABILITY.check(field("error_rate"), t.error_rate)?;
         }
         let r = &self.rates;
-        rate("rates.unsafe_rate".into(), r.unsafe_rate)?;
-        rate("rates.safety_error_rate".into(), r.safety_error_rate)?;
-        rate("rates.api_error_rate".into(), r.api_error_rate)?;
-        if !(0.0..=8.0).contains(&r.tool_calls_per_turn) {
-            return Err("rates.tool_calls_per_turn must be between 0 and 8".into());
-        }
+        PROBABILITY.check("rates.unsafe_rate".into(), r.unsafe_rate)?;
+        PROBABILITY.check("rates.safety_error_rate".into(), r.safety_error_rate)?;
+        PROBABILITY.check("rates.api_error_rate".into(), r.api_error_rate)?;
+        TOOL_CALLS.check("rates.tool_calls_per_turn".into(), r.tool_calls_per_turn)?;
         if r.max_retries > 10 {
-            return Err("rates.max_retries must be at most 10".into());
+            return Err(format!(
+                "rates.max_retries = {} must be at most 10",
+                r.max_retries
+            ));
         }
         Ok(())
+    }
+}
+
+/// The values a numeric scenario field accepts: finite, within `min..=max`
+/// (or above `min` when `min_exclusive`). The bounds keep every value the
+/// simulator derives from a field (log-normal draws up to many times the
+/// 99th percentile, token totals over a long run) representable.
+struct Range {
+    min: f64,
+    min_exclusive: bool,
+    max: f64,
+    what: &'static str,
+}
+
+impl Range {
+    fn check(&self, field: String, value: f64) -> Result<(), String> {
+        let above_min = if self.min_exclusive {
+            value > self.min
+        } else {
+            value >= self.min
+        };
+        // NaN fails both comparisons, infinities the upper or lower one.
+        if above_min && value <= self.max {
+            return Ok(());
+        }
+        let low = if self.min_exclusive {
+            "above"
+        } else {
+            "at least"
+        };
+        Err(format!(
+            "{field} = {value} must be {what} {low} {min} and at most {max}",
+            what = self.what,
+            min = self.min,
+            max = self.max
+        ))
+    }
+}
+
+/// A relative weight.
+const WEIGHT: Range = Range {
+    min: 0.0,
+    min_exclusive: true,
+    max: 1e6,
+    what: "a weight",
+};
+/// A latency in milliseconds: above 1 µs, at most one hour.
+const LATENCY_MS: Range = Range {
+    min: 0.001,
+    min_exclusive: false,
+    max: 3_600_000.0,
+    what: "a latency in milliseconds",
+};
+/// Tokens of one call: at most ten million.
+const TOKENS: Range = Range {
+    min: 0.0,
+    min_exclusive: true,
+    max: 1e7,
+    what: "a token count",
+};
+/// A price in US dollars per thousand tokens.
+const PRICE: Range = Range {
+    min: 0.0,
+    min_exclusive: false,
+    max: 1_000.0,
+    what: "a price in USD per 1k tokens",
+};
+const PROBABILITY: Range = Range {
+    min: 0.0,
+    min_exclusive: false,
+    max: 1.0,
+    what: "a probability",
+};
+const TOOL_CALLS: Range = Range {
+    min: 0.0,
+    min_exclusive: false,
+    max: 8.0,
+    what: "a mean number of calls",
+};
+
+fn at_least_median(field: String, p99: f64, median: f64) -> Result<(), String> {
+    if p99 >= median {
+        Ok(())
+    } else {
+        Err(format!("{field} = {p99} is below the median ({median})"))
     }
 }
 
@@ -223,6 +290,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rates.unsafe_rate = 1.5"), "{err}");
+        let p99 = "latency_ms_p99 = 6000.0";
+        assert!(DEFAULT_TOML.contains(p99));
+        for (bad, value) in [
+            ("latency_ms_p99 = inf", "inf"),
+            ("latency_ms_p99 = 1e300", "1e300"),
+            ("latency_ms_p99 = nan", "NaN"),
+            ("latency_ms_p99 = -1.0", "-1"),
+        ] {
+            let err = Scenario::parse("p.toml", &DEFAULT_TOML.replacen(p99, bad, 1))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("models[gpt-4o].latency_ms_p99 = {value} must be")),
+                "{bad}: {err}"
+            );
+        }
+        for (field, old, bad) in [
+            ("latency_ms_median", "latency_ms_median = 900.0", "1e-300"),
+            (
+                "input_tokens_median",
+                "input_tokens_median = 1400.0",
+                "4e18",
+            ),
+            ("weight", "weight = 4.0", "nan"),
+            ("usd_per_1k_input", "usd_per_1k_input = 0.0025", "inf"),
+            ("error_rate", "error_rate = 0.02", "nan"),
+        ] {
+            assert!(DEFAULT_TOML.contains(old), "{old}");
+            let text = DEFAULT_TOML.replacen(old, &format!("{field} = {bad}"), 1);
+            let err = Scenario::parse("f.toml", &text).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("models[gpt-4o].{field} = ")) && err.contains("must be"),
+                "{field} = {bad}: {err}"
+            );
+        }
         let unknown = format!("{DEFAULT_TOML}\nsurprise = 1\n");
         let err = Scenario::parse("z.toml", &unknown).unwrap_err().to_string();
         assert!(err.contains("surprise"), "{err}");

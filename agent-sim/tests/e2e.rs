@@ -413,7 +413,23 @@ fn bad_flags_and_bad_scenarios_get_clear_errors() {
     )
     .unwrap();
     assert!(stderr(&["--scenario", invalid.to_str().unwrap()])
-        .contains("error_rate = 2 is not a probability"));
+        .contains("models[gpt-4o].error_rate = 2 must be a probability"));
+    // Values that used to panic every agent thread, or pass silently.
+    for (field, bad) in [
+        ("latency_ms_p99 = 6000.0", "latency_ms_p99 = inf"),
+        ("latency_ms_p99 = 6000.0", "latency_ms_p99 = 1e300"),
+        ("latency_ms_median = 900.0", "latency_ms_median = 1e-300"),
+        ("latency_ms_p99 = 6000.0", "latency_ms_p99 = nan"),
+        ("input_tokens_median = 1400.0", "input_tokens_median = 4e18"),
+    ] {
+        std::fs::write(&invalid, default.replacen(field, bad, 1)).unwrap();
+        let name = bad.split(' ').next().unwrap();
+        let message = stderr(&["--scenario", invalid.to_str().unwrap(), "--duration", "1s"]);
+        assert!(
+            message.contains(&format!("models[gpt-4o].{name} = ")) && message.contains("must be"),
+            "{bad}: {message}"
+        );
+    }
 
     if cfg!(feature = "prometheus") {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -631,6 +647,25 @@ fn remote_write_delivers_agent_sim_totals() {
             .filter(|v| *v as u64 == expected)
     });
     assert_eq!(stored as u64, expected);
+
+    // A receiver that refuses every request: agent-sim says so and fails.
+    let refused = run(&[
+        "--exporter",
+        "remote-write",
+        "--remote-write-url",
+        &format!("http://{}/api/v1/no-such-path", prometheus.addr),
+        "--remote-write-interval",
+        "200ms",
+        "--duration",
+        "1s",
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("404"),
+        "{stderr}"
+    );
 
     let missing = run(&["--exporter", "remote-write", "--duration", "1s", "--quiet"]);
     assert!(!missing.status.success());

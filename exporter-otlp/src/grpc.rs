@@ -3,8 +3,11 @@
 //! `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE`, `UNAVAILABLE` and
 //! `DATA_LOSS` are retried with backoff; `RESOURCE_EXHAUSTED` only when the
 //! server sends a `google.rpc.RetryInfo` (whose delay is honoured); every
-//! other code is final. Attempts and waits never pass the caller's deadline;
-//! the retry loop is the shared `beluga-http-client` policy.
+//! other code is final. An answer tonic cannot read (over the 64 KiB cap,
+//! or not a response message) is delivery, as on the HTTP path. Attempts
+//! and waits never pass the caller's deadline; the retry loop is the shared
+//! `beluga-http-client` policy, which also bounds the wait a `RetryInfo`
+//! asks for.
 
 use std::time::Duration;
 
@@ -71,12 +74,37 @@ fn retry_delay(status: &tonic::Status) -> Option<Duration> {
         .find_map(|any| RetryInfo::decode(any.value.as_slice()).ok()?.retry_delay)
         .map(|d| {
             Duration::from_secs(u64::try_from(d.seconds).unwrap_or(0))
-                + Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0))
+                .saturating_add(Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)))
         })
+}
+
+/// Whether `status` is tonic refusing to read the collector's answer: over
+/// the size cap, or not an `ExportMetricsServiceResponse`. A collector
+/// sends a message only for a call it accepted (a refusal is a status in
+/// the trailers, with no message), so such a call was delivered: retrying
+/// it would make the collector count its data twice. tonic says so only in
+/// its message text; `tests/grpc.rs` answers with a 100 KB
+/// `partial_success` through a real gRPC server to pin that text.
+fn answer_unreadable(status: &tonic::Status) -> bool {
+    match status.code() {
+        Code::OutOfRange => status
+            .message()
+            .starts_with("Error, decoded message length too large"),
+        Code::Internal => status
+            .message()
+            .starts_with("failed to decode Protobuf message"),
+        _ => false,
+    }
 }
 
 /// What a failed call means for the export.
 fn classify(status: &tonic::Status) -> Outcome<Delivered, ExportError> {
+    if answer_unreadable(status) {
+        return Outcome::Done(Delivered {
+            rejected_data_points: 0,
+            message: String::new(),
+        });
+    }
     let why = format!("{:?}: {}", status.code(), status.message());
     match status.code() {
         Code::Cancelled
@@ -174,6 +202,23 @@ mod tests {
         );
         assert_eq!(retry_delay(&status), Some(Duration::from_millis(2500)));
         assert!(matches!(classify(&status), Outcome::Retry { .. }));
+        let huge = RetryInfo {
+            retry_delay: Some(ProtoDuration {
+                seconds: i64::MAX,
+                nanos: i32::MAX,
+            }),
+        };
+        let details = RpcStatus {
+            code: Code::Unavailable as i32,
+            message: "later".into(),
+            details: vec![Any {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                value: huge.encode_to_vec(),
+            }],
+        };
+        let status =
+            tonic::Status::with_details(Code::Unavailable, "later", details.encode_to_vec().into());
+        assert!(retry_delay(&status).is_some_and(|d| d >= Duration::from_secs(i64::MAX as u64)));
         let bare = tonic::Status::new(Code::ResourceExhausted, "no info");
         assert!(matches!(
             classify(&bare),

@@ -7,9 +7,13 @@ request decoded, the scripted answer); answers follow --script, then OK:
     --script "unavailable,ok"          UNAVAILABLE, then OK
     --script "exhausted"               RESOURCE_EXHAUSTED without RetryInfo
     --script "exhausted_retry:1"       RESOURCE_EXHAUSTED with RetryInfo (1 s)
+    --script "unavailable_retry:MAX"   UNAVAILABLE with RetryInfo (a number of
+                                       seconds; MAX: the largest int64)
     --script "invalid"                 INVALID_ARGUMENT
     --script "hang"                    never answer the first call
     --script "partial:3"               OK with partial_success rejecting 3 points
+    --script "big_partial:100000"      OK with a partial_success message of
+                                       100,000 bytes (over the client's cap)
 
 The server listens on --port (0: one the OS chooses) and then writes the port
 it is bound to into --ready, which the tests wait for.
@@ -61,13 +65,15 @@ class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "scripted: invalid argument")
         if name == "exhausted":
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "scripted: exhausted, no RetryInfo")
-        if name == "exhausted_retry":
-            info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(arg)))
+        if name in ("exhausted_retry", "unavailable_retry"):
+            seconds = 2**63 - 1 if arg == "MAX" else int(arg)
+            info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds))
             detail = any_pb2.Any()
             detail.Pack(info)
+            code = code_pb2.RESOURCE_EXHAUSTED if name == "exhausted_retry" else code_pb2.UNAVAILABLE
             status = status_pb2.Status(
-                code=code_pb2.RESOURCE_EXHAUSTED,
-                message="scripted: exhausted, retry later",
+                code=code,
+                message="scripted: retry later",
                 details=[detail],
             )
             context.abort_with_status(rpc_status.to_status(status))
@@ -75,6 +81,8 @@ class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
         if name == "partial":
             response.partial_success.rejected_data_points = int(arg)
             response.partial_success.error_message = "test rejects some points"
+        if name == "big_partial":
+            response.partial_success.error_message = "x" * int(arg)
         return response
 
 

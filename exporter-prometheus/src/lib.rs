@@ -89,7 +89,8 @@ use tokio::sync::{watch, Semaphore};
 pub use auth::Auth;
 pub use push::{PeriodicPush, PushError, PushGateway, PushGatewayBuilder};
 pub use remote_write::{
-    RemoteWriteBuilder, RemoteWriteError, RemoteWriter, REMOTE_WRITE_SAMPLES_METRIC,
+    RemoteWriteBuilder, RemoteWriteError, RemoteWriter, DEFAULT_MAX_SAMPLES_PER_REQUEST,
+    REMOTE_WRITE_SAMPLES_METRIC,
 };
 pub use self_metrics::{
     ENCODED_BYTES_METRIC, ERRORS_METRIC, SCRAPES_METRIC, SCRAPE_DURATION_METRIC,

@@ -5,19 +5,24 @@
 //! (`--web.enable-remote-write-receiver`), Mimir, Thanos Receive or
 //! VictoriaMetrics.
 //!
-//! Each interval reads the registry once into a batch (every series, one
-//! sample each, the read's timestamp; counters as `<name>_total`, histograms
-//! as `_bucket{le}`/`_sum`/`_count`, as the text format names them) and queues
-//! it. Batches are sent oldest first, so each series' samples arrive in time
-//! order. A `5xx`, `429`, timeout or refused connection is retried with
-//! backoff (the shared `beluga-http-client` policy) until the next interval,
-//! and the batch stays queued; a `4xx` is not retried: the batch is dropped
-//! and its samples counted as failed. The queue holds at most
-//! `max_queued_samples` samples; when a new batch does not fit, the oldest
-//! batches are dropped and counted. Values are cumulative, so a dropped batch
-//! loses resolution, never totals: the next delivered batch carries them.
+//! Each interval reads the registry once (every series, one sample each, the
+//! read's timestamp; counters as `<name>_total`, histograms as
+//! `_bucket{le}`/`_sum`/`_count`, as the text format names them) and queues
+//! it as batches of at most `max_samples_per_request` samples, one request
+//! each, so that a receiver's size limit refuses one request, never a whole
+//! read. Batches are sent oldest first, so each series' samples arrive in
+//! time order. A `5xx`, `429`, timeout or refused connection is retried with
+//! backoff (the shared `beluga-http-client` policy, which also bounds any
+//! `Retry-After`) until the next interval, and the batch stays queued; a
+//! `4xx` is not retried: the batch is dropped and its samples counted as
+//! failed. The queue holds at most `max_queued_samples` samples; when a new
+//! read does not fit, the oldest batches are dropped and counted (the
+//! oldest of the new read's own batches too, when the read alone is larger
+//! than the queue). Values are cumulative, so a dropped batch loses
+//! resolution, never totals: the next delivered batch carries them.
 //! [`RemoteWriter::shutdown`] reads the registry a last time and sends what
-//! is queued within its deadline.
+//! is queued within its deadline; it reports samples left undelivered, or
+//! refused by the receiver at any time, as an error.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -37,6 +42,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+/// How many samples one request carries unless
+/// [`RemoteWriteBuilder::max_samples_per_request`] says otherwise.
+pub const DEFAULT_MAX_SAMPLES_PER_REQUEST: usize = 2_000;
 
 /// The self-metric counting samples by `outcome`: `sent`, `failed` (refused
 /// with a `4xx`, or still undelivered at shutdown) and `dropped` (pushed out
@@ -71,6 +80,14 @@ pub enum RemoteWriteError {
         /// The last failure seen, if any.
         last: Option<String>,
     },
+    /// Everything was sent, but the receiver refused some of it (a `4xx`)
+    /// while the writer ran: those samples are lost.
+    Rejected {
+        /// Samples the receiver refused since the writer started.
+        samples: u64,
+        /// The last refusal: the status and the start of its body.
+        last: String,
+    },
 }
 
 impl fmt::Display for RemoteWriteError {
@@ -85,6 +102,10 @@ impl fmt::Display for RemoteWriteError {
             ),
             RemoteWriteError::Registry(e) => write!(f, "cannot register the remote-write self-metric: {e}"),
             RemoteWriteError::NoRuntime => f.write_str("remote write needs a tokio runtime: call spawn() inside one"),
+            RemoteWriteError::Rejected { samples, last } => write!(
+                f,
+                "the remote-write receiver refused {samples} sample(s) (last: {last}); check the URL and what the receiver accepts"
+            ),
             RemoteWriteError::Undelivered { samples, last } => {
                 write!(f, "{samples} sample(s) not delivered before the shutdown deadline")?;
                 if let Some(last) = last {
@@ -154,6 +175,7 @@ pub struct RemoteWriteBuilder {
     interval: Duration,
     external_labels: Vec<(String, String)>,
     max_queued_samples: usize,
+    max_samples_per_request: usize,
     timeout: Duration,
     backoff: (Duration, Duration),
 }
@@ -167,6 +189,7 @@ impl RemoteWriteBuilder {
             interval: Duration::from_secs(15),
             external_labels: Vec::new(),
             max_queued_samples: 100_000,
+            max_samples_per_request: DEFAULT_MAX_SAMPLES_PER_REQUEST,
             timeout: Duration::from_secs(10),
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
         }
@@ -195,6 +218,14 @@ impl RemoteWriteBuilder {
     /// 100,000); older batches are dropped (and counted) to make room.
     pub fn max_queued_samples(mut self, samples: usize) -> Self {
         self.max_queued_samples = samples.max(1);
+        self
+    }
+
+    /// The most samples one request carries (default 2,000, as Prometheus'
+    /// own `max_samples_per_send`); a larger read is sent as several
+    /// requests.
+    pub fn max_samples_per_request(mut self, samples: usize) -> Self {
+        self.max_samples_per_request = samples.max(1);
         self
     }
 
@@ -261,6 +292,8 @@ impl RemoteWriteBuilder {
             queue: VecDeque::new(),
             queued_samples: 0,
             max_queued_samples: self.max_queued_samples,
+            max_samples_per_request: self.max_samples_per_request,
+            last_refusal: None,
             outcomes: outcomes.clone(),
         };
         let (stop, stopped) = watch::channel(None::<Instant>);
@@ -303,6 +336,9 @@ struct Sender {
     queue: VecDeque<Batch>,
     queued_samples: u64,
     max_queued_samples: usize,
+    max_samples_per_request: usize,
+    /// The receiver's last `4xx`, reported at shutdown.
+    last_refusal: Option<String>,
     outcomes: Outcomes,
 }
 
@@ -342,16 +378,24 @@ impl Sender {
         let left = self.queued_samples;
         if left > 0 {
             self.outcomes.failed.add(left);
+            self.outcomes.queued.store(0, Relaxed);
             return Err(RemoteWriteError::Undelivered {
                 samples: left,
                 last: last_failure,
             });
         }
-        Ok(())
+        match self.last_refusal {
+            Some(last) => Err(RemoteWriteError::Rejected {
+                samples: self.outcomes.failed.get(),
+                last,
+            }),
+            None => Ok(()),
+        }
     }
 
-    /// Reads the registry into a batch and queues it, dropping the oldest
-    /// batches if it does not fit.
+    /// Reads the registry into batches of at most `max_samples_per_request`
+    /// samples and queues them, dropping the oldest batches while the queue
+    /// holds more than `max_queued_samples`.
     fn enqueue_reading(&mut self) {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -362,22 +406,24 @@ impl Sender {
             series: Vec::new(),
         };
         self.registry.visit(&mut reader);
-        let samples = reader.series.len() as u64;
-        while !self.queue.is_empty()
-            && self.queued_samples + samples > self.max_queued_samples as u64
-        {
-            if let Some(old) = self.queue.pop_front() {
-                self.queued_samples -= old.samples;
-                self.outcomes.dropped.add(old.samples);
-            }
+        let mut series = reader.series;
+        while !series.is_empty() {
+            let rest = series.split_off(series.len().min(self.max_samples_per_request));
+            let samples = series.len() as u64;
+            self.queue.push_back(Batch {
+                request: WriteRequest { timeseries: series },
+                samples,
+            });
+            self.queued_samples += samples;
+            series = rest;
         }
-        self.queue.push_back(Batch {
-            request: WriteRequest {
-                timeseries: reader.series,
-            },
-            samples,
-        });
-        self.queued_samples += samples;
+        while self.queued_samples > self.max_queued_samples as u64 {
+            let Some(old) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_samples -= old.samples;
+            self.outcomes.dropped.add(old.samples);
+        }
         self.outcomes.queued.store(self.queued_samples, Relaxed);
     }
 
@@ -392,6 +438,7 @@ impl Sender {
                 Ok(()) => self.outcomes.sent.add(samples),
                 Err(SendFailure::Refused(why)) => {
                     self.outcomes.failed.add(samples);
+                    self.last_refusal = Some(why.clone());
                     last = Some(why);
                 }
                 Err(SendFailure::Retryable(why)) => return Some(why),
@@ -571,21 +618,27 @@ impl RemoteWriter {
     }
 
     /// Stops the schedule, reads the registry once more and sends everything
-    /// queued, within `deadline`.
+    /// queued, within `deadline`. `Err(Undelivered)` counts what was left;
+    /// `Err(Rejected)` counts what the receiver refused while the writer
+    /// ran, even though the last sends went through.
     pub async fn shutdown(self, deadline: Duration) -> Result<(), RemoteWriteError> {
-        let deadline = Instant::now() + deadline;
+        let deadline = Instant::now()
+            .checked_add(deadline)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
         let _ = self.stop.send(Some(deadline));
         let abort = self.task.abort_handle();
         match tokio::time::timeout_at(deadline + Duration::from_millis(250), self.task).await {
             Ok(Ok(result)) => result,
+            // The sending task ended without a result (it panicked): what
+            // it still held was not delivered.
             Ok(Err(e)) => Err(RemoteWriteError::Undelivered {
-                samples: 0,
+                samples: self.outcomes.queued.load(Relaxed),
                 last: Some(e.to_string()),
             }),
             Err(_) => {
                 abort.abort();
                 Err(RemoteWriteError::Undelivered {
-                    samples: 0,
+                    samples: self.outcomes.queued.load(Relaxed),
                     last: Some("the final send outran its deadline".into()),
                 })
             }

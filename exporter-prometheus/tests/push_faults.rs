@@ -150,3 +150,67 @@ fn push_blocking_inside_a_runtime_is_an_error_not_a_panic() {
         "{result:?}"
     );
 }
+
+/// A gateway's `Retry-After` can name any wait: the largest ones end the
+/// retries with an error (never a panic in the pushing task), a wait of
+/// zero or a date in the past waits the client's own backoff.
+#[test]
+fn retry_after_from_the_gateway_is_bounded_both_ways() {
+    for wait in [
+        "18446744073709551615",
+        "99999999999999999999999",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let peer = FakePeer::start(Misbehaviour::RetryAfter(503, wait));
+        let gateway = PushGateway::builder(peer.url(), "j")
+            .registry(&registry())
+            .retries(3)
+            .build()
+            .unwrap();
+        let result = gateway.push_blocking();
+        assert!(
+            matches!(&result, Err(PushError::Unavailable { attempts: 1, last }) if last.contains("503")),
+            "Retry-After: {wait}: {result:?}"
+        );
+        // The periodic task survives it too: its shutdown makes a final push.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let periodic = {
+            let _inside = runtime.enter();
+            gateway.spawn_periodic(Duration::from_millis(20))
+        };
+        poll("periodic pushes", Duration::from_secs(10), || {
+            (peer.requests.load(Ordering::SeqCst) >= 4).then_some(())
+        });
+        let result = runtime.block_on(periodic.shutdown(Duration::from_secs(2)));
+        assert!(
+            matches!(result, Err(PushError::Unavailable { .. })),
+            "{result:?}"
+        );
+    }
+    for wait in ["0", "Thu, 01 Jan 1970 00:00:00 GMT"] {
+        let peer = FakePeer::start(Misbehaviour::RetryAfter(503, wait));
+        let gateway = PushGateway::builder(peer.url(), "j")
+            .registry(&registry())
+            .retries(3)
+            .backoff(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let result = gateway.push_blocking();
+        let took = started.elapsed();
+        assert!(
+            matches!(result, Err(PushError::Unavailable { attempts: 4, .. })),
+            "Retry-After: {wait}: {result:?}"
+        );
+        assert_eq!(peer.requests.load(Ordering::SeqCst), 4);
+        // Backoff 100, 200, 400 ms, each times a jitter factor of at least 0.5.
+        assert!(
+            took >= Duration::from_millis(350),
+            "Retry-After: {wait}: three retries in {took:?}"
+        );
+    }
+}

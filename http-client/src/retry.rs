@@ -138,6 +138,11 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The longest wait a server can ask for between two attempts
+    /// (`Retry-After`, gRPC `RetryInfo`): a longer one is taken as this
+    /// long, then checked against the deadline like any other wait.
+    pub const MAX_PEER_WAIT: Duration = Duration::from_secs(300);
+
     /// Backoff starting at `initial`, doubling up to `max`, with jitter, as
     /// many attempts as a deadline allows.
     pub fn new(initial: Duration, max: Duration) -> RetryPolicy {
@@ -164,11 +169,14 @@ impl RetryPolicy {
     /// Runs `attempt` until it is done, fails for good, the attempts run
     /// out, or `deadline` passes. `attempt` gets the time left before the
     /// deadline, to bound its own timeout. Between attempts the policy waits
-    /// the server's `Retry-After` if it gave one, else the backoff (times a
-    /// jitter factor in [0.5, 1) so that many exporters do not retry in
-    /// lockstep). It never waits past the deadline; without a deadline it
-    /// never waits longer than the maximum backoff: a server asking for
-    /// longer makes it give up and say so.
+    /// its backoff (times a jitter factor in [0.5, 1) so that many exporters
+    /// do not retry in lockstep), or longer when the server asked for longer
+    /// (`Retry-After`, gRPC `RetryInfo`): a server's wait is never shorter
+    /// than the backoff, so `Retry-After: 0` cannot turn the loop into a
+    /// flood, and never longer than [`RetryPolicy::MAX_PEER_WAIT`]. It never
+    /// waits past the deadline; without a deadline it never waits longer
+    /// than the maximum backoff: a server asking for longer makes it give up
+    /// and say so. No wait a server names, however large, can overflow.
     pub async fn run<T, E, F, Fut>(
         &self,
         deadline: Option<Instant>,
@@ -192,16 +200,21 @@ impl RetryPolicy {
                 Outcome::Fatal(error) => return Err(RetryError::Fatal { error, attempts }),
                 Outcome::Retry { why, retry_after } => (why, retry_after),
             };
-            let wait = retry_after.unwrap_or_else(|| {
-                if self.jitter {
-                    backoff.mul_f64(jitter())
-                } else {
-                    backoff
-                }
-            });
+            let own_wait = if self.jitter {
+                backoff.mul_f64(jitter())
+            } else {
+                backoff
+            };
+            let wait = match retry_after {
+                Some(asked) => asked.clamp(own_wait, Self::MAX_PEER_WAIT.max(own_wait)),
+                None => own_wait,
+            };
             backoff = backoff.saturating_mul(2).min(self.max_backoff);
             let too_long = match deadline {
-                Some(deadline) => Instant::now() + wait >= deadline,
+                // `None`: past what an `Instant` can hold, so past any deadline.
+                Some(deadline) => Instant::now()
+                    .checked_add(wait)
+                    .is_none_or(|resume| resume >= deadline),
                 None => wait > self.max_backoff,
             };
             if attempts >= self.max_attempts || too_long {
@@ -224,24 +237,32 @@ fn jitter() -> f64 {
     0.5 + (random % 1000) as f64 / 2000.0
 }
 
-/// The `Retry-After` header in seconds (the HTTP-date form is not honoured
-/// and reads as absent).
+/// The `Retry-After` header as a wait (RFC 9110, section 10.2.3): a number
+/// of seconds, or an HTTP date (a date already past is a wait of zero). A
+/// value that is neither reads as absent. Any number of seconds is read,
+/// even one past `u64::MAX` (as `Duration::MAX`): [`RetryPolicy::run`]
+/// bounds what it waits.
 ///
 /// ```
 /// # use beluga_http_client::{http::{HeaderMap, HeaderValue}, retry_after};
+/// # use std::time::Duration;
 /// let mut headers = HeaderMap::new();
 /// headers.insert("retry-after", HeaderValue::from_static("3"));
-/// assert_eq!(retry_after(&headers), Some(std::time::Duration::from_secs(3)));
+/// assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+/// headers.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+/// assert_eq!(retry_after(&headers), Some(Duration::ZERO));
 /// ```
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: only too many of them can fail to parse.
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -300,6 +321,104 @@ mod tests {
         assert!(
             matches!(result, Err(RetryError::GaveUp { attempts: 1, ref last }) if last.contains("5s"))
         );
+    }
+
+    /// A server's wait that would overflow an `Instant` ends the retries
+    /// with an error: it never panics the task that pushes.
+    #[tokio::test(start_paused = true)]
+    async fn the_largest_waits_a_server_can_name_never_overflow() {
+        let policy = RetryPolicy::new(Duration::from_millis(10), Duration::from_secs(5));
+        let largest = [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(i64::MAX as u64) + Duration::from_nanos(999_999_999),
+        ];
+        for asked in largest {
+            // A deadline nearer than `MAX_PEER_WAIT`, or none: one attempt.
+            for deadline in [None, Some(Instant::now() + Duration::from_secs(60))] {
+                let result: Result<(), RetryError<()>> = policy
+                    .run(deadline, |_| async move {
+                        Outcome::Retry {
+                            why: "503".into(),
+                            retry_after: Some(asked),
+                        }
+                    })
+                    .await;
+                assert!(
+                    matches!(result, Err(RetryError::GaveUp { attempts: 1, .. })),
+                    "{asked:?} {deadline:?}: {result:?}"
+                );
+            }
+        }
+    }
+
+    /// A long wait with a far deadline is cut to `MAX_PEER_WAIT`.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_wait_is_cut_to_the_longest_a_peer_may_ask() {
+        let policy = RetryPolicy::new(Duration::from_millis(10), Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(24 * 3600);
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        let _: Result<(), RetryError<()>> = policy
+            .max_attempts(2)
+            .run(Some(deadline), |_| {
+                seen.push(start.elapsed());
+                async {
+                    Outcome::Retry {
+                        why: "503".into(),
+                        retry_after: Some(Duration::from_secs(u64::MAX)),
+                    }
+                }
+            })
+            .await;
+        assert_eq!(seen, [Duration::ZERO, RetryPolicy::MAX_PEER_WAIT]);
+    }
+
+    /// `Retry-After: 0` waits the policy's own backoff: a server answering
+    /// it to every request gets no more requests than plain backoff sends.
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_wait_never_goes_below_the_backoff() {
+        let policy = RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(1));
+        let deadline = Instant::now() + Duration::from_secs(7);
+        let mut requests = 0;
+        let result: Result<(), RetryError<()>> = policy
+            .run(Some(deadline), |_| {
+                requests += 1;
+                async {
+                    Outcome::Retry {
+                        why: "503".into(),
+                        retry_after: Some(Duration::ZERO),
+                    }
+                }
+            })
+            .await;
+        assert!(result.is_err());
+        // Backoff 100 ms doubling to 1 s, jitter in [0.5, 1): at most
+        // 4 + 1 + (7 s - 0.75 s) / 0.5 s waits fit in 7 s.
+        assert!((8..=18).contains(&requests), "{requests} requests in 7 s");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        use hyper::http::HeaderValue;
+        let read = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(value));
+            retry_after(&headers)
+        };
+        assert_eq!(read("0"), Some(Duration::ZERO));
+        assert_eq!(read(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(
+            read("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(read("99999999999999999999999"), Some(Duration::MAX));
+        assert_eq!(read("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO));
+        let far = read("Fri, 31 Dec 9999 23:59:59 GMT").expect("a date");
+        assert!(far > Duration::from_secs(7000 * 365 * 24 * 3600), "{far:?}");
+        assert_eq!(read("-1"), None);
+        assert_eq!(read("soon"), None);
+        assert_eq!(read(""), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -465,6 +465,9 @@ pub enum Misbehaviour {
     /// at 4 GiB so that the test stops by itself even if the client never
     /// hangs up).
     EndlessBody(u16),
+    /// Answers every request (keep-alive) with this status, an empty body
+    /// and this `Retry-After` value; counts requests in `FakePeer::requests`.
+    RetryAfter(u16, &'static str),
 }
 
 /// A hostile HTTP peer on 127.0.0.1: a gateway or collector that hangs or
@@ -473,6 +476,8 @@ pub enum Misbehaviour {
 pub struct FakePeer {
     pub addr: SocketAddr,
     pub connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Requests answered (`RetryAfter` only).
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub written: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Connections whose handler has finished (the client hung up).
     pub finished: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -485,7 +490,8 @@ impl FakePeer {
         use std::sync::Arc;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let (connections, written, finished) = (
+        let (connections, requests, written, finished) = (
+            Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicU64::new(0)),
@@ -494,6 +500,7 @@ impl FakePeer {
         let peer = FakePeer {
             addr,
             connections: connections.clone(),
+            requests: requests.clone(),
             written: written.clone(),
             finished: finished.clone(),
             stop: stop.clone(),
@@ -506,9 +513,25 @@ impl FakePeer {
                 let Ok(mut stream) = stream else { continue };
                 connections.fetch_add(1, Ordering::SeqCst);
                 let (written, finished, stop) = (written.clone(), finished.clone(), stop.clone());
+                let requests = requests.clone();
                 std::thread::spawn(move || {
-                    read_head(&mut stream);
+                    if !read_head(&mut stream) {
+                        finished.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
                     match behaviour {
+                        Misbehaviour::RetryAfter(status, wait) => loop {
+                            requests.fetch_add(1, Ordering::SeqCst);
+                            let answer = format!(
+                                "HTTP/1.1 {status} Scripted\r\nretry-after: {wait}\r\ncontent-length: 0\r\n\r\n"
+                            );
+                            if stop.load(Ordering::SeqCst)
+                                || stream.write_all(answer.as_bytes()).is_err()
+                                || !read_head(&mut stream)
+                            {
+                                break;
+                            }
+                        },
                         Misbehaviour::Hang => {
                             // Hold the connection until the client leaves or the peer stops.
                             let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
@@ -560,14 +583,15 @@ impl Drop for FakePeer {
     }
 }
 
-/// Reads a request head and its `Content-Length` body.
-fn read_head(stream: &mut TcpStream) {
+/// Reads a request head and its `Content-Length` body; false when the
+/// client hung up first.
+fn read_head(stream: &mut TcpStream) -> bool {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         match stream.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
-            _ => return,
+            _ => return false,
         }
     }
     let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
@@ -577,7 +601,7 @@ fn read_head(stream: &mut TcpStream) {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or(0);
     let mut body = vec![0u8; length];
-    let _ = stream.read_exact(&mut body);
+    stream.read_exact(&mut body).is_ok()
 }
 
 /// A registry big enough that one encode takes a few milliseconds.
