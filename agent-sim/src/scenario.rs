@@ -209,7 +209,7 @@ impl Range {
             "at least"
         };
         Err(format!(
-            "{field} = {value} must be {what} {low} {min} and at most {max}",
+            "{field} = {value:?} must be {what} {low} {min} and at most {max}",
             what = self.what,
             min = self.min,
             max = self.max
@@ -296,7 +296,7 @@ mod tests {
             ("latency_ms_p99 = inf", "inf"),
             ("latency_ms_p99 = 1e300", "1e300"),
             ("latency_ms_p99 = nan", "NaN"),
-            ("latency_ms_p99 = -1.0", "-1"),
+            ("latency_ms_p99 = -1.0", "-1.0"),
         ] {
             let err = Scenario::parse("p.toml", &DEFAULT_TOML.replacen(p99, bad, 1))
                 .unwrap_err()

@@ -413,7 +413,7 @@ fn bad_flags_and_bad_scenarios_get_clear_errors() {
     )
     .unwrap();
     assert!(stderr(&["--scenario", invalid.to_str().unwrap()])
-        .contains("models[gpt-4o].error_rate = 2 must be a probability"));
+        .contains("models[gpt-4o].error_rate = 2.0 must be a probability"));
     // Values that used to panic every agent thread, or pass silently.
     for (field, bad) in [
         ("latency_ms_p99 = 6000.0", "latency_ms_p99 = inf"),

@@ -168,10 +168,11 @@ impl fmt::Display for ExportError {
             ExportError::Registry(e) => {
                 write!(f, "cannot register the exporter's self-metrics: {e}")
             }
+            // What happens to the data is the caller's to say: a periodic
+            // export is followed by another, a final one is not.
             ExportError::Unreachable { attempts, last } => write!(
                 f,
-                "OTLP collector unreachable after {attempts} attempt(s), last: {last}; the next \
-                 export retries (cumulative data is not lost)"
+                "OTLP collector unreachable after {attempts} attempt(s), last: {last}"
             ),
             ExportError::Rejected { status, message } => write!(
                 f,

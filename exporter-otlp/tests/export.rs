@@ -226,6 +226,58 @@ fn retry_after_is_honoured_then_the_export_is_delivered() {
     assert!(started.elapsed() >= Duration::from_millis(950));
 }
 
+/// A collector's `Retry-After` can name any wait: the largest ones end the
+/// export with an error (never a panic in the exporter's task, which goes
+/// on exporting), a wait of zero or a date in the past waits the exporter's
+/// own backoff instead of turning retries into a flood.
+#[test]
+fn retry_after_from_the_collector_is_bounded_both_ways() {
+    let registry = recorded();
+    let rt = runtime();
+    for wait in ["MAX", "FAR"] {
+        let receiver = Receiver::start(&format!("503:{wait},200"));
+        let exporter = rt.block_on(async {
+            OtlpExporter::builder()
+                .registry(&registry)
+                .endpoint(receiver.endpoint())
+                .interval(Duration::from_secs(30))
+                .spawn()
+                .unwrap()
+        });
+        let first = rt.block_on(exporter.force_flush());
+        assert!(
+            matches!(&first, Err(ExportError::Unreachable { attempts: 1, last }) if last.contains("503")),
+            "Retry-After {wait}: {first:?}"
+        );
+        rt.block_on(exporter.force_flush())
+            .unwrap_or_else(|e| panic!("Retry-After {wait}: the exporter stopped: {e}"));
+        assert_eq!(receiver.requests().len(), 2);
+    }
+    for wait in ["0", "PAST"] {
+        let script = vec![format!("503:{wait}"); 200].join(",");
+        let receiver = Receiver::start(&script);
+        let result = rt.block_on(async {
+            let exporter = OtlpExporter::builder()
+                .registry(&registry)
+                .endpoint(receiver.endpoint())
+                // The retry budget of one export is its interval: 2 s.
+                .interval(Duration::from_secs(2))
+                .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
+                .spawn()
+                .unwrap();
+            exporter.force_flush().await
+        });
+        assert!(result.is_err(), "{result:?}");
+        // Backoff 50 ms doubling to 200 ms, jitter at least 0.5: at most
+        // about 25 requests in 2 s (a zero wait made thousands).
+        let requests = receiver.requests().len();
+        assert!(
+            (3..=30).contains(&requests),
+            "Retry-After {wait}: {requests} requests in 2 s"
+        );
+    }
+}
+
 #[test]
 fn a_400_is_not_retried_and_is_reported() {
     let receiver = Receiver::start("400");

@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use beluga_exporter_otlp::{Compression, ExportError, OtlpExporter, Protocol};
+use beluga_exporter_otlp::{Compression, ExportError, OtlpExporter, Protocol, Temporality};
 use beluga_metrics::{Buckets, Opts, Registry};
 use common::{int, metric, GrpcReceiver};
 
@@ -130,6 +130,90 @@ fn resource_exhausted_is_retried_only_with_retry_info_and_waits_as_told() {
         waited >= 0.9,
         "retried after {waited} s, RetryInfo said 1 s"
     );
+}
+
+/// A collector's `RetryInfo` can name any delay: the largest (`i64::MAX`
+/// seconds) ends the export with an error (never a panic in the exporter's
+/// task, which goes on exporting), a delay of zero waits the exporter's
+/// own backoff instead of turning retries into a flood.
+#[test]
+fn retry_info_from_the_collector_is_bounded_both_ways() {
+    let registry = registry();
+    let rt = runtime();
+    let largest = GrpcReceiver::start("unavailable_retry:MAX,ok");
+    let exporter = rt.block_on(async {
+        grpc(largest.endpoint(), &registry)
+            .interval(Duration::from_secs(5))
+            .spawn()
+            .unwrap()
+    });
+    let first = rt.block_on(exporter.force_flush());
+    assert!(
+        matches!(&first, Err(ExportError::Unreachable { attempts: 1, last }) if last.contains("Unavailable")),
+        "{first:?}"
+    );
+    rt.block_on(exporter.force_flush())
+        .expect("the exporter goes on after the largest RetryInfo");
+    assert_eq!(largest.requests().len(), 2);
+
+    let zero = GrpcReceiver::start(&vec!["unavailable_retry:0"; 200].join(","));
+    let result = rt.block_on(async {
+        let exporter = grpc(zero.endpoint(), &registry)
+            // The retry budget of one export is its interval: 2 s.
+            .interval(Duration::from_secs(2))
+            .spawn()
+            .unwrap();
+        exporter.force_flush().await
+    });
+    assert!(result.is_err(), "{result:?}");
+    // Backoff 50 ms doubling to 200 ms, jitter at least 0.5: at most about
+    // 25 calls in 2 s.
+    let calls = zero.requests().len();
+    assert!((3..=30).contains(&calls), "{calls} calls in 2 s");
+}
+
+/// A collector that accepts an export and answers with more than the
+/// client reads (a 100 KB `partial_success` message): the export was
+/// delivered, so it is not sent again, and delta totals stay exact.
+#[test]
+fn an_answer_over_the_cap_is_delivery_and_deltas_stay_exact() {
+    let receiver = GrpcReceiver::start("big_partial:100000,big_partial:100000");
+    let registry = Registry::new();
+    let calls = registry
+        .counter(Opts::new("delta_calls_total", "Calls."))
+        .unwrap();
+    let rt = runtime();
+    let exporter = rt.block_on(async {
+        grpc(receiver.endpoint(), &registry)
+            .temporality(Temporality::Delta)
+            .interval(Duration::from_secs(5))
+            .spawn()
+            .unwrap()
+    });
+    calls.add(7);
+    rt.block_on(exporter.force_flush()).unwrap();
+    calls.add(5);
+    rt.block_on(exporter.force_flush()).unwrap();
+    rt.block_on(exporter.shutdown(Duration::from_secs(5)))
+        .unwrap();
+    let requests = receiver.requests();
+    let deltas: Vec<u64> = requests
+        .iter()
+        .map(|request| {
+            metrics_named(request, "delta_calls")
+                .map_or(0, |m| int(&m["sum"]["data_points"][0]["as_int"]))
+        })
+        .collect();
+    assert_eq!(deltas.iter().sum::<u64>(), 12, "{deltas:?}");
+    assert_eq!(&deltas[..2], [7, 5], "each export sent once");
+}
+
+/// The metric `name` in a request, if it is there (a delta export leaves
+/// out a counter that did not change).
+fn metrics_named(request: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    common::metrics(request)
+        .into_iter()
+        .find(|m| m["name"] == name)
 }
 
 #[test]

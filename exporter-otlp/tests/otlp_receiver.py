@@ -5,6 +5,8 @@ do not control), appends it as one JSON line to --out, and answers with the
 responses scripted by --script, then 200 for everything after:
 
     --script "503:1,200"   first a 503 with Retry-After: 1, then a 200
+    --script "503:MAX"     Retry-After: 18446744073709551615 (u64::MAX seconds);
+                           FAR and PAST: HTTP dates in 9999 and 1970
     --script "400"         a 400
     --script "hang"        never answer the first request
     --script "partial:3"   a 200 whose partial_success rejects 3 data points
@@ -77,7 +79,12 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, response.SerializeToString(), "application/x-protobuf")
             return
         code = int(status)
-        extra = {"Retry-After": arg} if arg else {}
+        named = {
+            "MAX": "18446744073709551615",
+            "FAR": "Fri, 31 Dec 9999 23:59:59 GMT",
+            "PAST": "Thu, 01 Jan 1970 00:00:00 GMT",
+        }
+        extra = {"Retry-After": named.get(arg, arg)} if arg else {}
         payload = ExportMetricsServiceResponse().SerializeToString() if code == 200 else b"scripted failure"
         self.reply(code, payload, "application/x-protobuf", extra)
 
