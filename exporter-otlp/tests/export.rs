@@ -608,15 +608,25 @@ fn bad_settings_are_errors() {
             ("http://collector:99999", "port"),
             ("http://user:s3cret@collector:4318", "credentials"),
             ("http://collector:4318/v1/metrics?x=1", "query"),
+            ("http://collector:4318/v1/metrics?token=s3cret", "query"),
         ] {
-            let err = OtlpExporter::builder()
+            let builder = OtlpExporter::builder()
                 .registry(&Registry::new())
-                .metrics_endpoint(url)
-                .spawn()
-                .unwrap_err();
+                .metrics_endpoint(url);
+            assert!(!format!("{builder:?}").contains("s3cret"), "{builder:?}");
+            let err = builder.spawn().unwrap_err();
             assert!(matches!(err, ExportError::InvalidConfig(_)), "{url}");
             assert!(err.to_string().contains(why), "{url}: {err}");
+            assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
         }
+        // Over gRPC as well.
+        let err = OtlpExporter::builder()
+            .registry(&Registry::new())
+            .protocol(beluga_exporter_otlp::Protocol::Grpc)
+            .endpoint("http://collector:4317/?token=s3cret")
+            .spawn()
+            .unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
         // A secret header value never shows in Debug.
         let builder = OtlpExporter::builder()
             .endpoint("http://127.0.0.1:4318")

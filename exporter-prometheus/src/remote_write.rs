@@ -168,7 +168,7 @@ struct Sample {
 /// writer.shutdown(Duration::from_secs(5)).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RemoteWriteBuilder {
     url: String,
     registry: Option<Registry>,
@@ -178,6 +178,18 @@ pub struct RemoteWriteBuilder {
     max_samples_per_request: usize,
     timeout: Duration,
     backoff: (Duration, Duration),
+}
+
+impl fmt::Debug for RemoteWriteBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteWriteBuilder")
+            .field("url", &Endpoint::redact(&self.url))
+            .field("interval", &self.interval)
+            .field("external_labels", &self.external_labels)
+            .field("max_queued_samples", &self.max_queued_samples)
+            .field("max_samples_per_request", &self.max_samples_per_request)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RemoteWriteBuilder {

@@ -214,3 +214,41 @@ fn retry_after_from_the_gateway_is_bounded_both_ways() {
         );
     }
 }
+
+/// A secret in a URL's query (`?token=…`) or fragment is never printed:
+/// the URL is refused, and the error and `Debug` show `***` in its place.
+#[test]
+fn secrets_in_a_url_query_are_never_printed() {
+    use beluga_exporter_prometheus::{RemoteWriteBuilder, RemoteWriteError};
+    for url in [
+        "http://127.0.0.1:9091/?token=s3cret",
+        "http://127.0.0.1:9091/p?a=1&api_key=s3cret",
+        "http://127.0.0.1:9091/p#s3cret",
+    ] {
+        let builder = PushGateway::builder(url, "j");
+        let error = builder.build().unwrap_err();
+        let shown = format!("{error:?} {error}");
+        assert!(matches!(error, PushError::InvalidUrl { .. }), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
+        );
+
+        let writer = RemoteWriteBuilder::new(url);
+        assert!(!format!("{writer:?}").contains("s3cret"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let error = runtime.block_on(async { writer.spawn() }).unwrap_err();
+        let shown = format!("{error:?} {error}");
+        assert!(
+            matches!(error, RemoteWriteError::InvalidUrl { .. }),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
+        );
+    }
+}

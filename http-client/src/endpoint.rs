@@ -115,13 +115,16 @@ impl Endpoint {
         })
     }
 
-    /// `url` with any `user:password@` replaced by `***@`, for messages:
-    /// an endpoint URL that carried credentials must not print them.
+    /// `url` as messages may show it: any `user:password@` replaced by
+    /// `***@`, every query value by `***` (`?token=…` is a common place for
+    /// a secret) and any fragment by `#***`. An endpoint URL that carried a
+    /// secret must not print it.
     ///
     /// ```
     /// use beluga_http_client::Endpoint;
     /// assert_eq!(Endpoint::redact("http://u:s3cret@h:1/p"), "http://***@h:1/p");
-    /// assert_eq!(Endpoint::redact("http://h:1/p?k=v"), "http://h:1/p?k=v");
+    /// assert_eq!(Endpoint::redact("http://h:1/p?token=s3cret&v"), "http://h:1/p?token=***&v");
+    /// assert_eq!(Endpoint::redact("http://h:1/p#s3cret"), "http://h:1/p#***");
     /// ```
     pub fn redact(url: &str) -> String {
         let (scheme, rest) = match url.find("://") {
@@ -129,10 +132,43 @@ impl Endpoint {
             None => ("", url),
         };
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
-            Some(at) => format!("{scheme}***{}", &rest[at..]),
-            None => url.to_string(),
+        let (authority, rest) = rest.split_at(authority_end);
+        let mut out = String::with_capacity(url.len());
+        out.push_str(scheme);
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
         }
+        let (before_fragment, fragment) = match rest.find('#') {
+            Some(hash) => rest.split_at(hash),
+            None => (rest, ""),
+        };
+        match before_fragment.split_once('?') {
+            Some((path, query)) => {
+                out.push_str(path);
+                out.push('?');
+                for (i, pair) in query.split('&').enumerate() {
+                    if i > 0 {
+                        out.push('&');
+                    }
+                    match pair.split_once('=') {
+                        Some((name, _)) => {
+                            out.push_str(name);
+                            out.push_str("=***");
+                        }
+                        None => out.push_str(pair),
+                    }
+                }
+            }
+            None => out.push_str(before_fragment),
+        }
+        if !fragment.is_empty() {
+            out.push_str("#***");
+        }
+        out
     }
 
     /// `host:port`.
