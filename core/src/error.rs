@@ -60,6 +60,15 @@ pub enum RegistryError {
         /// The already-registered family that produces it.
         existing: String,
     },
+    /// The registry holds as many families as
+    /// [`Registry::set_family_limit`](crate::Registry::set_family_limit)
+    /// allows; counted in `beluga_refused_families_total`.
+    FamilyLimit {
+        /// The metric being registered.
+        name: String,
+        /// The limit in force.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for RegistryError {
@@ -110,6 +119,11 @@ impl fmt::Display for RegistryError {
                 f,
                 "metric {name:?} would expose the name {clashing_name:?}, which metric \
                  {existing:?} already exposes; pick a name that does not collide"
+            ),
+            RegistryError::FamilyLimit { name, limit } => write!(
+                f,
+                "metric {name:?} not registered: the registry holds its limit of {limit} \
+                 families; build names from a fixed set and put what varies in label values"
             ),
         }
     }

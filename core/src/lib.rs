@@ -96,7 +96,9 @@ pub use first_use::first_uses_on_this_thread;
 pub use handles::{Counter, FloatCounter, Gauge, Histogram, HistogramTimer, Metric};
 pub use histogram::{Buckets, ExponentialBuckets, ExponentialScale, HistogramValue, Quantiles};
 pub use name::{MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES, OVERFLOW_LABEL};
-pub use registry::{Registry, INVALID_VALUES_METRIC, OVERFLOW_METRIC, SATURATIONS_METRIC};
+pub use registry::{
+    Registry, INVALID_VALUES_METRIC, OVERFLOW_METRIC, REFUSED_FAMILIES_METRIC, SATURATIONS_METRIC,
+};
 pub use sample::{Labels, Value};
 pub use visit::Visitor;
 

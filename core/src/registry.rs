@@ -1,6 +1,7 @@
 //! The registry: where metrics are defined, checked and found for export.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
@@ -20,6 +21,9 @@ pub const INVALID_VALUES_METRIC: &str = "beluga_invalid_values";
 /// Family name of the process-wide self-metric counting integer-counter adds
 /// that saturated at `u64::MAX` (exposed only once one has).
 pub const SATURATIONS_METRIC: &str = "beluga_saturated_increments";
+/// Family name of the self-metric counting registrations refused by the
+/// family limit (exposed only once one was).
+pub const REFUSED_FAMILIES_METRIC: &str = "beluga_refused_families";
 
 /// A set of metric families, exported together.
 ///
@@ -64,6 +68,10 @@ struct RegistryInner {
     before_read: RwLock<Vec<BeforeRead>>,
     self_metrics: [Descriptor; 2],
     saturations: Descriptor,
+    /// The most families the registry holds (`usize::MAX`: no limit).
+    family_limit: AtomicUsize,
+    refused_families: AtomicU64,
+    refused_families_metric: Descriptor,
 }
 
 #[derive(Default)]
@@ -141,7 +149,17 @@ impl Registry {
                 "Integer-counter adds in this process that saturated at 2^64-1 instead of wrapping.",
             )
         };
-        for desc in self_metrics.iter().chain([&saturations]) {
+        let refused_families_metric = Descriptor {
+            label_names: Arc::from([]),
+            ..self_metric(
+                REFUSED_FAMILIES_METRIC,
+                "Metric registrations refused because the registry held its family limit.",
+            )
+        };
+        for desc in self_metrics
+            .iter()
+            .chain([&saturations, &refused_families_metric])
+        {
             for exposed in desc.exposed_names() {
                 state.exposed.insert(exposed, desc.name.clone());
             }
@@ -153,8 +171,43 @@ impl Registry {
                 before_read: RwLock::new(Vec::new()),
                 self_metrics,
                 saturations,
+                family_limit: AtomicUsize::new(usize::MAX),
+                refused_families: AtomicU64::new(0),
+                refused_families_metric,
             }),
         }
+    }
+
+    /// Caps how many families the registry holds (default: no cap). A
+    /// registration of a new name past it fails with
+    /// [`RegistryError::FamilyLimit`] and is counted in
+    /// `beluga_refused_families_total` ([`Registry::refused_families`]);
+    /// names already registered keep working. For registries fed names
+    /// from outside (a facade, a plugin, a config file).
+    ///
+    /// ```
+    /// use beluga_metrics::{Format, Opts, Registry, RegistryError};
+    /// let registry = Registry::new();
+    /// registry.set_family_limit(1);
+    /// registry.counter(Opts::new("a_total", "A."))?;
+    /// let refused = registry.counter(Opts::new("b_total", "B."));
+    /// assert!(matches!(refused, Err(RegistryError::FamilyLimit { limit: 1, .. })));
+    /// registry.counter(Opts::new("a_total", "A."))?.inc(); // still found
+    /// assert_eq!(registry.refused_families(), 1);
+    /// assert!(registry.encode(Format::PrometheusText).contains("beluga_refused_families_total 1\n"));
+    /// # Ok::<(), RegistryError>(())
+    /// ```
+    pub fn set_family_limit(&self, limit: usize) {
+        self.inner.family_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Registrations refused by [`Registry::set_family_limit`] so far.
+    ///
+    /// ```
+    /// assert_eq!(beluga_metrics::Registry::new().refused_families(), 0);
+    /// ```
+    pub fn refused_families(&self) -> u64 {
+        self.inner.refused_families.load(Ordering::Relaxed)
     }
 
     /// The process-wide registry, created on first use.
@@ -300,6 +353,14 @@ impl Registry {
                 existing: owner.to_string(),
             });
         }
+        let family_limit = self.inner.family_limit.load(Ordering::Relaxed);
+        if state.families.len() >= family_limit {
+            self.inner.refused_families.fetch_add(1, Ordering::Relaxed);
+            return Err(RegistryError::FamilyLimit {
+                name: opts.name,
+                limit: family_limit,
+            });
+        }
         let limit = opts.cardinality_limit.unwrap_or(self.inner.default_limit);
         let map = bounds.clone().map(|b| Arc::new(BucketMap::new(b)));
         let family = Family::<M>::new(descriptor, map, limit, opts.idle_expiry);
@@ -429,6 +490,11 @@ impl Registry {
     /// The descriptor of the counter-saturation self-metric.
     pub(crate) fn saturations_metric(&self) -> &Descriptor {
         &self.inner.saturations
+    }
+
+    /// The descriptor of the refused-families self-metric.
+    pub(crate) fn refused_families_metric(&self) -> &Descriptor {
+        &self.inner.refused_families_metric
     }
 }
 

@@ -121,5 +121,11 @@ impl Registry {
             visitor.family(desc);
             visitor.series(desc, Labels::new(&[], &[]), Value::Counter(saturated));
         }
+        let refused = self.refused_families();
+        if refused > 0 {
+            let desc = self.refused_families_metric();
+            visitor.family(desc);
+            visitor.series(desc, Labels::new(&[], &[]), Value::Counter(refused));
+        }
     }
 }

@@ -54,10 +54,17 @@ struct Description {
     unit: Option<metrics::Unit>,
 }
 
+/// A family and the name, as written at the call site, that created it.
+struct Named {
+    written: String,
+    family: AnyFamily,
+}
+
 /// Every family the recorder created, by exposed (sanitized) name.
 pub(crate) struct Families {
     registry: Registry,
-    table: RwLock<HashMap<String, AnyFamily>>,
+    table: RwLock<HashMap<String, Named>>,
+    max_families: usize,
     descriptions: Mutex<HashMap<String, Description>>,
     default_buckets: Buckets,
     bucket_rules: Vec<(Matcher, Buckets)>,
@@ -69,17 +76,19 @@ impl Families {
         registry: Registry,
         default_buckets: Buckets,
         bucket_rules: Vec<(Matcher, Buckets)>,
+        max_families: usize,
     ) -> Result<Families, RegistryError> {
         let rejections = registry.counter_family(
             Opts::new(
                 REJECTIONS_METRIC,
-                "metrics-facade calls that recorded nothing, by reason (label_names, conflict, invalid_name, label_value, late_description).",
+                "metrics-facade calls that recorded nothing, by reason (label_names, conflict, invalid_name, label_value, late_description, name_collision, family_limit).",
             )
             .labels(["reason"]),
         )?;
         Ok(Families {
             registry,
             table: RwLock::new(HashMap::new()),
+            max_families,
             descriptions: Mutex::new(HashMap::new()),
             default_buckets,
             bucket_rules,
@@ -99,7 +108,7 @@ impl Families {
     pub(crate) fn describe(&self, name: &str, unit: Option<metrics::Unit>, help: &str) {
         let exposed = metric_name(name).into_owned();
         if let Some(existing) = self.table.read().get(&exposed) {
-            let current = match existing {
+            let current = match &existing.family {
                 AnyFamily::Counter(f) => f.descriptor().help(),
                 AnyFamily::Gauge(f) => f.descriptor().help(),
                 AnyFamily::Histogram(f) => f.descriptor().help(),
@@ -121,13 +130,20 @@ impl Families {
     /// The handle for `key`, creating its family and series as needed.
     pub(crate) fn resolve(&self, kind: Kind, key: &Key) -> Result<Resolved, Rejection> {
         let name = metric_name(key.name());
-        if let Some(family) = self.table.read().get(name.as_ref()) {
-            return Self::series(family, kind, key);
+        if let Some(named) = self.table.read().get(name.as_ref()) {
+            return Self::series(named, kind, key);
         }
         let mut table = self.table.write();
         if !table.contains_key(name.as_ref()) {
+            if table.len() >= self.max_families {
+                return Err(Rejection::FamilyLimit);
+            }
             let family = self.create(kind, &name, key)?;
-            table.insert(name.clone().into_owned(), family);
+            let named = Named {
+                written: key.name().to_owned(),
+                family,
+            };
+            table.insert(name.clone().into_owned(), named);
         }
         Self::series(&table[name.as_ref()], kind, key)
     }
@@ -166,12 +182,16 @@ impl Families {
             RegistryError::Conflict { .. } | RegistryError::NameCollision { .. } => {
                 Rejection::Conflict
             }
+            RegistryError::FamilyLimit { .. } => Rejection::FamilyLimit,
             _ => Rejection::InvalidName,
         })
     }
 
-    fn series(family: &AnyFamily, kind: Kind, key: &Key) -> Result<Resolved, Rejection> {
-        match (family, kind) {
+    fn series(named: &Named, kind: Kind, key: &Key) -> Result<Resolved, Rejection> {
+        if named.written != key.name() {
+            return Err(Rejection::NameCollision);
+        }
+        match (&named.family, kind) {
             (AnyFamily::Counter(f), Kind::Counter) => lookup(f, key).map(Resolved::Counter),
             (AnyFamily::Gauge(f), Kind::Gauge) => lookup(f, key).map(Resolved::Gauge),
             (AnyFamily::Histogram(f), Kind::Histogram) => lookup(f, key).map(Resolved::Histogram),
@@ -221,8 +241,8 @@ impl std::fmt::Debug for Families {
         let table = self.table.read();
         let mut names: Vec<(&str, &str)> = table
             .iter()
-            .map(|(name, family)| {
-                let kind = match family {
+            .map(|(name, named)| {
+                let kind = match named.family {
                     AnyFamily::Counter(_) => Kind::Counter,
                     AnyFamily::Gauge(_) => Kind::Gauge,
                     AnyFamily::Histogram(_) => Kind::Histogram,

@@ -32,7 +32,12 @@
 //!
 //! * **Names** keep their spelling, with every character Prometheus does not
 //!   allow replaced by `_` (`http.requests` is exposed as `http_requests`).
-//!   Counters are exposed with `_total`, as OpenMetrics requires.
+//!   Counters are exposed with `_total`, as OpenMetrics requires. Two names
+//!   that differ as written but are exposed alike (`http.requests`,
+//!   `http-requests`) never merge: the first one used creates the family,
+//!   the other records nothing and is counted (`name_collision`). At most
+//!   [`RecorderBuilder::max_families`] names (default 10,000) get a family;
+//!   a new name past that is counted (`family_limit`).
 //! * **Label keys** of the first call that uses a name become the family's
 //!   label names; later calls may give them in any order. A call whose label
 //!   keys differ (one more, one fewer, another name) records nothing and is
@@ -110,6 +115,14 @@ pub enum Rejection {
     LabelValue,
     /// A `describe_*` call after the family was created, with other text.
     LateDescription,
+    /// The name, as written, differs from the name that created the family
+    /// both are exposed as (`http.requests` and `http-requests` are both
+    /// exposed as `http_requests`): the second one records nothing rather
+    /// than merging silently into the first one's series.
+    NameCollision,
+    /// The recorder holds [`RecorderBuilder::max_families`] families
+    /// already; a new name records nothing.
+    FamilyLimit,
 }
 
 impl Rejection {
@@ -125,6 +138,8 @@ impl Rejection {
             Rejection::InvalidName => "invalid_name",
             Rejection::LabelValue => "label_value",
             Rejection::LateDescription => "late_description",
+            Rejection::NameCollision => "name_collision",
+            Rejection::FamilyLimit => "family_limit",
         }
     }
 }
@@ -178,7 +193,12 @@ pub struct RecorderBuilder {
     registry: Option<Registry>,
     buckets: Option<Buckets>,
     rules: Vec<(Matcher, Buckets)>,
+    max_families: Option<usize>,
 }
+
+/// How many families (distinct metric names) a recorder creates unless
+/// [`RecorderBuilder::max_families`] says otherwise.
+pub const DEFAULT_MAX_FAMILIES: usize = 10_000;
 
 impl RecorderBuilder {
     /// The registry the families go to (default: [`Registry::global`]).
@@ -198,6 +218,31 @@ impl RecorderBuilder {
     /// in the order they were added; the first match wins.
     pub fn buckets_for_metric(mut self, matcher: Matcher, buckets: Buckets) -> Self {
         self.rules.push((matcher, buckets));
+        self
+    }
+
+    /// The most families (distinct exposed names) the recorder creates
+    /// (default [`DEFAULT_MAX_FAMILIES`]). A call with a new name past it
+    /// records nothing and is counted as [`Rejection::FamilyLimit`]: names
+    /// built from unbounded input (a URL, a user id) cannot grow the process
+    /// without bound. Names in use keep recording.
+    ///
+    /// ```
+    /// use beluga_metrics::{Format, Registry};
+    /// use beluga_metrics_facade::BelugaRecorder;
+    /// let registry = Registry::new();
+    /// let recorder = BelugaRecorder::builder().registry(&registry).max_families(1).build()?;
+    /// metrics::with_local_recorder(&recorder, || {
+    ///     metrics::counter!("first").increment(1);
+    ///     metrics::counter!("second").increment(1);
+    /// });
+    /// let text = registry.encode(Format::PrometheusText);
+    /// assert!(text.contains("first_total 1\n") && !text.contains("second"));
+    /// assert!(text.contains("beluga_metrics_facade_rejected_total{reason=\"family_limit\"} 1\n"));
+    /// # Ok::<(), beluga_metrics::RegistryError>(())
+    /// ```
+    pub fn max_families(mut self, families: usize) -> Self {
+        self.max_families = Some(families);
         self
     }
 
@@ -226,7 +271,12 @@ impl RecorderBuilder {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(BelugaRecorder {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            families: Arc::new(Families::new(registry, buckets, self.rules)?),
+            families: Arc::new(Families::new(
+                registry,
+                buckets,
+                self.rules,
+                self.max_families.unwrap_or(DEFAULT_MAX_FAMILIES),
+            )?),
         })
     }
 }

@@ -182,3 +182,45 @@ fn many_threads_and_more_keys_than_a_thread_caches_lose_nothing() {
     assert_eq!(total, 4 * 2 * 5_000);
     assert!(text.contains("wide_total{k=\"7\",p=\"3\"} 8\n"));
 }
+
+/// Names that differ as written but are exposed alike never merge: the
+/// first creates the family, the other records nothing and is counted.
+#[test]
+fn names_that_sanitize_alike_are_a_counted_collision_not_a_merge() {
+    let (registry, recorder) = setup();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("http.requests").increment(1);
+        metrics::counter!("http-requests").increment(10);
+        metrics::counter!("http_requests").increment(100);
+        metrics::counter!("http.requests").increment(2);
+    });
+    let text = text(&registry);
+    assert!(text.contains("http_requests_total 3\n"), "{text}");
+    assert_eq!(rejected(&registry, "name_collision"), 2);
+}
+
+/// 100,000 distinct names (a name built from unbounded input) make at most
+/// `max_families` families; the rest are counted, and names in use keep
+/// recording.
+#[test]
+fn distinct_names_past_the_family_limit_are_counted_not_kept() {
+    let (registry, recorder) = setup();
+    metrics::with_local_recorder(&recorder, || {
+        for i in 0..100_000 {
+            metrics::counter!(format!("route_{i}")).increment(1);
+        }
+        metrics::counter!("route_0").increment(1);
+    });
+    let text = text(&registry);
+    let families = text
+        .lines()
+        .filter(|l| l.starts_with("# TYPE route_"))
+        .count();
+    assert_eq!(families, beluga_metrics_facade::DEFAULT_MAX_FAMILIES);
+    assert!(text.contains("route_0_total 2\n"));
+    assert!(!text.contains("route_99999_total"));
+    assert_eq!(
+        rejected(&registry, "family_limit"),
+        100_000 - beluga_metrics_facade::DEFAULT_MAX_FAMILIES as u64
+    );
+}
