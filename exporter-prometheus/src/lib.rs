@@ -48,13 +48,17 @@
 //!   ends). At most `max_connections` connections are open (default 256;
 //!   more are closed at once); a response the client does not read for
 //!   `write_timeout` (default 30 s), or a connection that carries nothing for
-//!   `idle_timeout` (default 5 min), is closed.
+//!   `idle_timeout` (default 5 min), is closed. Response bodies not yet
+//!   written to their clients are bounded across connections by
+//!   `max_unsent_bytes` (default 64 MiB): a scrape whose body would pass it
+//!   gets `503`, and while more than half of it is held a client that does
+//!   not read is closed after 2 s.
 //! * **Security:** without [`ExporterBuilder::auth`] the endpoint is public
 //!   to whoever can reach the port. With it, requests without the exact
 //!   `Authorization` header get `401` and a `WWW-Authenticate` challenge.
 //! * Self-metrics in the served registry: `beluga_exporter_scrapes_total{format}`,
 //!   `beluga_exporter_scrape_duration_seconds`, `beluga_exporter_encoded_bytes_total`,
-//!   `beluga_exporter_errors_total{reason}`.
+//!   `beluga_exporter_errors_total{reason}`, `beluga_exporter_unsent_bytes`.
 //!
 //! ## Remote write
 //!
@@ -77,6 +81,7 @@ mod push;
 mod remote_write;
 mod self_metrics;
 mod server;
+mod unsent;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -94,6 +99,7 @@ pub use remote_write::{
 };
 pub use self_metrics::{
     ENCODED_BYTES_METRIC, ERRORS_METRIC, SCRAPES_METRIC, SCRAPE_DURATION_METRIC,
+    UNSENT_BYTES_METRIC,
 };
 
 /// The tutorial's default listen address.
@@ -179,6 +185,7 @@ pub struct ExporterBuilder {
     max_connections: usize,
     write_timeout: Duration,
     idle_timeout: Duration,
+    max_unsent_bytes: u64,
     gzip: bool,
     native_schema: Option<i8>,
 }
@@ -198,6 +205,7 @@ impl Default for ExporterBuilder {
             max_connections: 256,
             write_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
+            max_unsent_bytes: 64 << 20,
             gzip: true,
             native_schema: Some(beluga_metrics::DEFAULT_NATIVE_SCHEMA),
         }
@@ -290,6 +298,25 @@ impl ExporterBuilder {
         self
     }
 
+    /// The most bytes of scrape responses held for clients that have not
+    /// read them yet, across all connections (default 64 MiB). A scrape
+    /// whose body would pass it gets `503` with `Retry-After: 1` (counted
+    /// in `beluga_exporter_errors_total{reason="unsent_bytes"}`); a single
+    /// body larger than the budget is still served when nothing else is
+    /// held. While more than half of it is held, a client holding a body
+    /// that it does not read is disconnected after 2 s instead of
+    /// `write_timeout`. What is held is `beluga_exporter_unsent_bytes`.
+    ///
+    /// ```
+    /// use beluga_exporter_prometheus::PrometheusExporter;
+    /// let builder = PrometheusExporter::builder().max_unsent_bytes(16 << 20);
+    /// # let _ = builder;
+    /// ```
+    pub fn max_unsent_bytes(mut self, bytes: u64) -> Self {
+        self.max_unsent_bytes = bytes.max(1);
+        self
+    }
+
     /// Whether to gzip responses when the scraper allows it (default on).
     pub fn gzip(mut self, enabled: bool) -> Self {
         self.gzip = enabled;
@@ -341,6 +368,10 @@ impl ExporterBuilder {
             let header = a.header_value();
             (a, header)
         });
+        let unsent = Arc::new(unsent::UnsentBudget::new(
+            self.max_unsent_bytes,
+            metrics.unsent_bytes.clone(),
+        ));
         let shared = Arc::new(server::Shared {
             registry,
             path: self.path,
@@ -353,6 +384,7 @@ impl ExporterBuilder {
             encoders: parking_lot::Mutex::new(Vec::new()),
             metrics,
             deliveries: Arc::default(),
+            unsent,
         });
         let limits = server::ConnectionLimits {
             header_read_timeout: self.header_read_timeout,

@@ -1,6 +1,8 @@
 //! The exporter's own metrics, registered in the registry it serves.
 
-use beluga_metrics::{Buckets, Counter, Family, Histogram, Opts, Registry, RegistryError, Unit};
+use beluga_metrics::{
+    Buckets, Counter, Family, Gauge, Histogram, Opts, Registry, RegistryError, Unit,
+};
 
 /// The exporter's self-metric counting scrapes served, by `format`
 /// (exposed as `beluga_exporter_scrapes_total`).
@@ -13,6 +15,9 @@ pub const ENCODED_BYTES_METRIC: &str = "beluga_exporter_encoded_bytes";
 /// The exporter's self-metric counting requests not answered with metrics,
 /// by `reason` (exposed as `beluga_exporter_errors_total`).
 pub const ERRORS_METRIC: &str = "beluga_exporter_errors";
+/// The exporter's self-metric holding the bytes of scrape responses handed
+/// to connections and not yet written to them.
+pub const UNSENT_BYTES_METRIC: &str = "beluga_exporter_unsent_bytes";
 
 #[derive(Clone)]
 pub(crate) struct SelfMetrics {
@@ -20,6 +25,7 @@ pub(crate) struct SelfMetrics {
     pub(crate) duration: Histogram,
     pub(crate) encoded_bytes: Counter,
     pub(crate) errors: Family<Counter>,
+    pub(crate) unsent_bytes: Gauge,
 }
 
 impl SelfMetrics {
@@ -53,6 +59,13 @@ impl SelfMetrics {
                     "Requests not answered with metrics, by reason.",
                 )
                 .labels(["reason"]),
+            )?,
+            unsent_bytes: registry.gauge(
+                Opts::new(
+                    UNSENT_BYTES_METRIC,
+                    "Bytes of scrape responses handed to connections and not yet written to them.",
+                )
+                .unit(Unit::BYTES),
             )?,
         })
     }

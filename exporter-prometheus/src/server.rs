@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::auth::{authorized, Auth};
 use crate::self_metrics::SelfMetrics;
+use crate::unsent::{ConnectionShare, UnsentBudget, PRESSURE_WRITE_TIMEOUT};
 
 /// Everything a request handler needs, shared by all connections.
 pub(crate) struct Shared {
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) encoders: parking_lot::Mutex<Vec<Encoder>>,
     pub(crate) metrics: SelfMetrics,
     pub(crate) deliveries: Arc<Deliveries>,
+    /// Response bytes handed to connections and not yet written.
+    pub(crate) unsent: Arc<UnsentBudget>,
 }
 
 /// Which `GET` scrapes were delivered: each `GET` of the metrics path gets a
@@ -145,15 +148,25 @@ struct WatchedStream {
 }
 
 /// Milliseconds since the connection was accepted.
-#[derive(Default)]
 struct Activity {
     last_progress: AtomicU64,
     /// 0 when no write is blocked.
     write_blocked_since: AtomicU64,
     epoch: std::sync::OnceLock<Instant>,
+    /// The response bytes this connection holds unwritten.
+    unsent: ConnectionShare,
 }
 
 impl Activity {
+    fn new(budget: Arc<UnsentBudget>) -> Activity {
+        Activity {
+            last_progress: AtomicU64::new(0),
+            write_blocked_since: AtomicU64::new(0),
+            epoch: std::sync::OnceLock::new(),
+            unsent: ConnectionShare::new(budget),
+        }
+    }
+
     fn now(&self) -> u64 {
         let epoch = self.epoch.get_or_init(Instant::now);
         // +1 so that 0 can mean "not blocked".
@@ -177,7 +190,14 @@ impl Activity {
     fn expired(&self, limits: &ConnectionLimits) -> Option<&'static str> {
         let now = self.now();
         let blocked = self.write_blocked_since.load(Ordering::Relaxed);
-        if blocked != 0 && now - blocked > limits.write_timeout.as_millis() as u64 {
+        // Clients that hold unsent bodies while the budget runs low get
+        // less time: they are what fills it.
+        let write_timeout = if self.unsent.holds_bytes() && self.unsent.budget().under_pressure() {
+            limits.write_timeout.min(PRESSURE_WRITE_TIMEOUT)
+        } else {
+            limits.write_timeout
+        };
+        if blocked != 0 && now - blocked > write_timeout.as_millis() as u64 {
             return Some("write_timeout");
         }
         let last = self.last_progress.load(Ordering::Relaxed);
@@ -242,6 +262,7 @@ impl WatchedStream {
                 self.activity.write_blocked(false);
                 if *written > 0 {
                     self.activity.progressed();
+                    self.activity.unsent.written(*written as u64);
                 }
             }
             Poll::Ready(Err(_)) => self.activity.write_blocked(false),
@@ -297,16 +318,17 @@ pub(crate) async fn serve(
                 let mut shutdown = shutdown.clone();
                 let limits = limits.clone();
                 connections.spawn(async move {
-                    let activity = Arc::new(Activity::default());
+                    let activity = Arc::new(Activity::new(shared.unsent.clone()));
                     activity.progressed();
                     let io = TokioIo::new(WatchedStream {
                         stream,
                         activity: activity.clone(),
                     });
                     let metrics = shared.metrics.clone();
+                    let share = activity.clone();
                     let service = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                        let (shared, share) = (shared.clone(), share.clone());
+                        async move { Ok::<_, Infallible>(handle(&shared, &share.unsent, req).await) }
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -317,6 +339,7 @@ pub(crate) async fn serve(
                     let check_every = limits
                         .write_timeout
                         .min(limits.idle_timeout)
+                        .min(PRESSURE_WRITE_TIMEOUT)
                         .div_f64(4.0)
                         .max(Duration::from_millis(10));
                     let mut watchdog = tokio::time::interval(check_every);
@@ -351,10 +374,10 @@ pub(crate) async fn serve(
     }
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
+async fn handle(shared: &Shared, unsent: &ConnectionShare, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path();
     if path == shared.path {
-        scrape(shared, req).await
+        scrape(shared, unsent, req).await
     } else if path == "/healthz" {
         match *req.method() {
             Method::GET | Method::HEAD => plain(StatusCode::OK, "ok\n"),
@@ -435,7 +458,20 @@ fn gzip_allowed(accept_encoding: &str) -> bool {
     explicit.or(wildcard).is_some_and(|q| q > 0.0)
 }
 
-async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
+/// `503` for a scrape whose body would pass the unsent-bytes budget.
+fn over_unsent_budget(shared: &Shared) -> HttpResponse {
+    shared.metrics.error("unsent_bytes");
+    let mut response = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many scrape responses are waiting on clients that do not read them\n",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+async fn scrape(shared: &Shared, unsent: &ConnectionShare, req: Request<Incoming>) -> HttpResponse {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return method_not_allowed(shared);
     }
@@ -465,6 +501,11 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     }
     let exposition = requested_exposition(&req);
     let gzip = shared.gzip && accepts_gzip(&req);
+    // A HEAD's body is never written, so only a GET holds bytes.
+    let sends_body = req.method() == Method::GET;
+    if sends_body && shared.unsent.full() {
+        return over_unsent_budget(shared);
+    }
 
     let permit = match tokio::time::timeout(
         shared.queue_timeout,
@@ -530,6 +571,9 @@ async fn scrape(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
         }
     };
     shared.encoders.lock().push(encoder);
+    if sends_body && !unsent.reserve(body.len() as u64) {
+        return over_unsent_budget(shared);
+    }
 
     let format_label = match exposition {
         Exposition::PrometheusText => "text",

@@ -216,3 +216,93 @@ fn only_a_complete_get_counts_as_delivered() {
     assert!(!exporter.delivered_since(later));
     exporter.shutdown();
 }
+
+fn unsent_bytes(r: &Registry) -> f64 {
+    let text = r.encode(Format::PrometheusText);
+    text.lines()
+        .find_map(|l| l.strip_prefix("beluga_exporter_unsent_bytes "))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+fn scrapes(r: &Registry) -> u64 {
+    let text = r.encode(Format::PrometheusText);
+    text.lines()
+        .find_map(|l| l.strip_prefix("beluga_exporter_scrapes_total{format=\"text\"} "))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+/// 100 clients that send a GET and never read: without a bound each would
+/// hold a whole body (megabytes with 200,000 series) until its write
+/// timeout. The bodies held stay within `max_unsent_bytes`, the rest get
+/// `503`, the heap grows by no more than the budget and the encoders'
+/// buffers, and once the non-readers are cut off a scraper that reads is
+/// served again.
+#[test]
+fn clients_that_never_read_hold_at_most_the_unsent_budget() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = big_registry();
+    let budget: u64 = 16 << 20;
+    let exporter = PrometheusExporter::builder()
+        .registry(&r)
+        .listen("127.0.0.1:0")
+        .gzip(false)
+        .max_concurrent_scrapes(1)
+        .queue_timeout(Duration::from_secs(30))
+        .max_unsent_bytes(budget)
+        .serve_in_thread()
+        .unwrap();
+    let addr = exporter.local_addr();
+    let body = get(addr, "/metrics", &[]).body.len() as i64;
+    assert!(body > 4 << 20, "a body of {body} bytes");
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let served_before = scrapes(&r);
+
+    let attackers: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            let get = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            stream.write_all(get.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    let mut highest = 0.0f64;
+    poll(
+        "every attacker's GET to be answered or refused",
+        Duration::from_secs(60),
+        || {
+            highest = highest.max(unsent_bytes(&r));
+            let answered = scrapes(&r) - served_before + errors(&r, "unsent_bytes");
+            (answered >= 100).then_some(())
+        },
+    );
+    // Bodies whose bytes went into the clients' socket buffers are no
+    // longer held here, so more than budget / body were served.
+    let refused = errors(&r, "unsent_bytes");
+    assert!(refused > 0, "nothing refused");
+    assert!(highest <= budget as f64, "{highest} bytes held");
+    let grown = PEAK.load(Relaxed) - base;
+    // The budget, the one encoder's buffer (grown by doubling) and the
+    // copy it hands over, and slack. Unbounded, 100 bodies would be held.
+    let encoder = 2 * (body as u64).next_power_of_two() as i64 + body;
+    let bound = budget as i64 + encoder + (8 << 20);
+    assert!(
+        grown <= bound,
+        "the heap grew by {grown} bytes with 100 clients not reading (bound {bound})"
+    );
+    eprintln!("100 non-readers: heap +{grown} bytes (bound {bound}), {refused} refused, {highest} bytes held at most");
+
+    // Under pressure the non-readers are cut after 2 s, and a scraper that
+    // reads gets its scrape.
+    poll(
+        "a reading scrape to be served",
+        Duration::from_secs(30),
+        || (get(addr, "/metrics", &[]).status == 200).then_some(()),
+    );
+    assert!(errors(&r, "write_timeout") >= 1);
+    drop(attackers);
+    poll("the budget to be released", Duration::from_secs(30), || {
+        (unsent_bytes(&r) == 0.0).then_some(())
+    });
+    exporter.shutdown();
+}
