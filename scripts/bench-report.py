@@ -3,14 +3,22 @@
 into the peer tables of docs/benchmarks.md and the chart
 docs/img/peers-threads.svg (ns/op against thread count per library).
 
-Usage: scripts/bench-report.py [target/criterion]  (prints Markdown on stdout)
+Usage: scripts/bench-report.py [CRITERION_DIR] [--chart SVG]
+  CRITERION_DIR  default target/criterion (quick mode writes target/criterion-quick)
+  --chart SVG    where the chart goes, default docs/img/peers-threads.svg
+Prints one Markdown table per peer group on stdout.
 """
 
+import argparse
 import json
-import sys
+import re
 from pathlib import Path
 
-ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("root", nargs="?", default="target/criterion")
+parser.add_argument("--chart", default="docs/img/peers-threads.svg")
+ARGS = parser.parse_args()
+ROOT = Path(ARGS.root)
 LIBS = ["beluga", "metrics", "prometheus", "prometheus-client", "otel-sdk", "otel-sdk-bound", "measured"]
 COLORS = {
     "beluga": "#0b7285", "metrics": "#e8590c", "prometheus": "#5f3dc4", "prometheus-client": "#2b8a3e",
@@ -28,11 +36,26 @@ def collect():
     rows = {}
     for estimates in ROOT.glob("peers_*/**/new/estimates.json"):
         bench = json.loads((estimates.parent / "benchmark.json").read_text())
-        group = bench["group_id"]  # peers/counter_inc/2_threads
+        # peers/counter_inc/2_threads, peers/high_cardinality/5000/1_threads, peers/encode
+        group = bench["group_id"]
         library = bench.get("function_id") or bench.get("value_str")
-        _, operation, variant = group.split("/")
+        parts = group.split("/")
+        if len(parts) < 2 or library is None:
+            continue
+        operation, variant = parts[1], "/".join(parts[2:]) or "-"
         rows.setdefault((operation, variant), {})[library] = median_ns(estimates)
     return rows
+
+
+def variant_key(variant):
+    """Orders `2_threads` after `1_threads` and `5000/2_threads` after `5000/1_threads`."""
+    return [int(n) for n in re.findall(r"\d+", variant)], variant
+
+
+def threads_of(variant):
+    """The thread count a variant names (`4_threads` -> 4), if it names one."""
+    match = re.search(r"(\d+)_threads?$", variant)
+    return int(match.group(1)) if match else None
 
 
 def fmt(ns):
@@ -44,8 +67,10 @@ def fmt(ns):
 
 
 def table(rows, operation):
-    variants = sorted({v for (op, v) in rows if op == operation}, key=lambda v: int(v.split("_")[0]))
-    libs = [lib for lib in LIBS if any(lib in rows[(operation, v)] for v in variants)]
+    variants = sorted({v for (op, v) in rows if op == operation}, key=variant_key)
+    known = [lib for lib in LIBS if any(lib in rows[(operation, v)] for v in variants)]
+    others = sorted({lib for v in variants for lib in rows[(operation, v)]} - set(LIBS))
+    libs = known + others
     out = ["| " + operation + " | " + " | ".join(libs) + " | beluga vs best peer |", "|---" * (len(libs) + 2) + "|"]
     for v in variants:
         row = rows[(operation, v)]
@@ -55,7 +80,7 @@ def table(rows, operation):
         for lib in libs:
             ns = row.get(lib)
             cell = fmt(ns) if ns is not None else "n/a"
-            if lib == "beluga" or ns is None:
+            if lib == "beluga" or ns is None or "beluga" not in row:
                 cells.append(f"**{cell}**" if lib == "beluga" else cell)
             else:
                 cells.append(f"{cell} ({ns / row['beluga']:.1f}×)")
@@ -73,8 +98,8 @@ def chart(rows, path):
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
              '<rect width="100%" height="100%" fill="white"/>']
     for i, op in enumerate(ops):
-        variants = sorted({v for (o, v) in rows if o == op}, key=lambda v: int(v.split("_")[0]))
-        threads = [int(v.split("_")[0]) for v in variants]
+        variants = sorted({v for (o, v) in rows if o == op and threads_of(v) is not None}, key=variant_key)
+        threads = [threads_of(v) for v in variants]
         series = {lib: [rows[(op, v)].get(lib) for v in variants] for lib in LIBS}
         values = [x for s in series.values() for x in s if x]
         if not values:
@@ -131,12 +156,16 @@ def memory_tables():
 
 def main():
     rows = collect()
-    for op in ["counter_inc", "label_lookup_inc", "histogram_record", "encode"]:
+    if not rows:
+        raise SystemExit(f"no peer results under {ROOT}: run `cargo bench -p beluga-benches --bench peers` first")
+    first = ["counter_inc", "label_lookup_inc", "histogram_record", "encode"]
+    operations = first + sorted({o for (o, _) in rows} - set(first))
+    for op in operations:
         if any(o == op for (o, _) in rows):
             print(table(rows, op))
             print()
     print(memory_tables())
-    chart(rows, Path("docs/img/peers-threads.svg"))
+    chart(rows, Path(ARGS.chart))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tutorial's steps 4 and 5 on one machine: agent-sim serving /metrics on
+# The tutorial's steps 3 to 5 on one machine: agent-sim serving /metrics on
 # :2222 and Debian's Prometheus scraping it with deploy/prometheus.yml, with
 # exemplar storage on (each LLM-latency bucket links to a trace id).
 # `scripts/demo.sh --native [agent-sim flags]` also turns on native

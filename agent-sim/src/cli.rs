@@ -126,11 +126,13 @@ pub(crate) struct Args {
     #[arg(long, value_enum)]
     pub report: Option<ReportFormat>,
 
-    /// Exporter to run (those compiled in; default: prometheus if built with it).
+    /// Exporter to run (default: prometheus; otlp in a build with only
+    /// the `otlp` feature).
     #[arg(long, value_enum)]
     pub exporter: Option<ExporterKind>,
 
-    /// OTLP collector base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318).
+    /// OTLP collector base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT or
+    /// http://localhost:4318). The --otlp-* flags need the `otlp` feature.
     #[arg(long)]
     pub otlp_endpoint: Option<String>,
 
@@ -178,6 +180,32 @@ pub(crate) struct Args {
 }
 
 impl Args {
+    /// Refuses flags of an exporter this build leaves out, saying how to
+    /// rebuild, instead of ignoring them.
+    pub(crate) fn check_features(&self) -> Result<(), String> {
+        if let Some(kind) = self.exporter {
+            kind.compiled_in()?;
+        }
+        if !cfg!(feature = "otlp") {
+            let given = [
+                ("--otlp-endpoint", self.otlp_endpoint.is_some()),
+                ("--otlp-interval", self.otlp_interval.is_some()),
+                ("--otlp-protocol", self.otlp_protocol.is_some()),
+                ("--otlp-temporality", self.otlp_temporality.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(crate::exporter::missing_feature(flag, "otlp"));
+            }
+        }
+        if !cfg!(feature = "prometheus") && self.remote_write_url.is_some() {
+            return Err(crate::exporter::missing_feature(
+                "--remote-write-url",
+                "prometheus",
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn exporter_settings(&self) -> Settings {
         Settings {
             kind: self
@@ -205,6 +233,33 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Flags of a left-out exporter fail with the rebuild command; in a
+    /// build that has it they pass (CI runs this in the default build,
+    /// with every feature, and with only `otlp`).
+    #[test]
+    fn flags_of_an_exporter_left_out_say_how_to_rebuild() {
+        let parse = |args: &[&str]| {
+            Args::try_parse_from(std::iter::once("agent-sim").chain(args.iter().copied()))
+                .expect("the flags parse in every build")
+        };
+        let otlp = parse(&["--otlp-endpoint", "http://127.0.0.1:4318"]).check_features();
+        let exporter = parse(&["--exporter", "otlp"]).check_features();
+        if cfg!(feature = "otlp") {
+            assert_eq!(otlp, Ok(()));
+            assert_eq!(exporter, Ok(()));
+        } else {
+            let error = otlp.unwrap_err();
+            assert!(
+                error.contains("--otlp-endpoint") && error.contains("--features otlp"),
+                "{error}"
+            );
+            assert!(exporter.unwrap_err().contains("--features otlp"));
+        }
+        let remote =
+            parse(&["--remote-write-url", "http://127.0.0.1:9090/api/v1/write"]).check_features();
+        assert_eq!(remote.is_ok(), cfg!(feature = "prometheus"), "{remote:?}");
+    }
 
     #[test]
     fn durations() {

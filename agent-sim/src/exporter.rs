@@ -10,21 +10,44 @@ use beluga_monitor::Monitor;
 #[cfg(not(any(feature = "prometheus", feature = "otlp")))]
 compile_error!("agent-sim needs an exporter: enable the `prometheus` or the `otlp` feature");
 
-/// Which exporter to run, when both are compiled in.
+/// Which exporter to run. Every kind is listed whatever the build, so that
+/// asking for one this build leaves out says how to rebuild, instead of
+/// clap's bare "invalid value".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ExporterKind {
-    /// Serve /metrics for Prometheus to scrape.
-    #[cfg(feature = "prometheus")]
+    /// Serve /metrics for Prometheus to scrape (feature `prometheus`, the default).
     Prometheus,
-    /// Push by Prometheus remote write (`--remote-write-url`).
-    #[cfg(feature = "prometheus")]
+    /// Push by Prometheus remote write, to --remote-write-url (feature `prometheus`).
     RemoteWrite,
-    /// Push OTLP/HTTP to a collector.
-    #[cfg(feature = "otlp")]
+    /// Push OTLP (HTTP or gRPC) to a collector (feature `otlp`).
     Otlp,
 }
 
+/// The error for an exporter or a flag this build leaves out.
+pub(crate) fn missing_feature(what: &str, feature: &str) -> String {
+    format!(
+        "{what} needs the `{feature}` feature, which this build leaves out: \
+         rebuild with `cargo run --release -p agent-sim --features {feature}`"
+    )
+}
+
 impl ExporterKind {
+    /// Whether this build has the exporter, or the error saying how to get it.
+    pub(crate) fn compiled_in(self) -> Result<(), String> {
+        let (compiled, feature, name) = match self {
+            ExporterKind::Prometheus => (cfg!(feature = "prometheus"), "prometheus", "prometheus"),
+            ExporterKind::RemoteWrite => {
+                (cfg!(feature = "prometheus"), "prometheus", "remote-write")
+            }
+            ExporterKind::Otlp => (cfg!(feature = "otlp"), "otlp", "otlp"),
+        };
+        if compiled {
+            Ok(())
+        } else {
+            Err(missing_feature(&format!("--exporter {name}"), feature))
+        }
+    }
+
     pub(crate) fn default_for_build() -> ExporterKind {
         #[cfg(feature = "prometheus")]
         return ExporterKind::Prometheus;
@@ -73,7 +96,8 @@ impl Running {
         monitor: &Monitor,
         runtime: &tokio::runtime::Runtime,
     ) -> Result<Running, String> {
-        let _ = runtime;
+        let _ = (runtime, monitor);
+        settings.kind.compiled_in()?;
         match settings.kind {
             #[cfg(feature = "prometheus")]
             ExporterKind::Prometheus => beluga_exporter_prometheus::PrometheusExporter::builder()
@@ -127,6 +151,9 @@ impl Running {
                     .map(Running::Otlp)
                     .map_err(|e| e.to_string())
             }
+            // Refused above by `compiled_in`.
+            #[allow(unreachable_patterns)]
+            kind => Err(format!("{kind:?}: not compiled in")),
         }
     }
 
@@ -159,7 +186,10 @@ impl Running {
                 // already encoding, does not).
                 let mark = exporter.scrape_mark();
                 if exporter.scrapes_served() > 0 {
-                    eprintln!("agents stopped; waiting for one more scrape so it sees the final totals (Ctrl-C again to skip)");
+                    eprintln!(
+                        "agents stopped; waiting up to {wait:?} for one more scrape so it sees the final totals \
+                         (Ctrl-C again skips the wait; --final-scrape-wait 0s never waits)"
+                    );
                     let deadline = std::time::Instant::now() + wait;
                     while !exporter.delivered_since(mark)
                         && std::time::Instant::now() < deadline

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    args.check_features()?;
     let scenario = match &args.scenario {
         Some(path) => Scenario::load(path).map_err(|e| e.to_string())?,
         None => Scenario::default_scenario(),

@@ -68,17 +68,14 @@ impl Report {
     }
 
     pub(crate) fn human(&self) -> String {
-        format!(
+        let mut out = format!(
             "agent-sim: {turns} turns by {agents} agent(s) in {d:.1} s (seed {seed})\n\
              \x20 api requests   {api}\n\
              \x20 llm calls      {llm}\n\
              \x20 tokens         {ti} in / {to} out\n\
              \x20 errors         {err}\n\
              \x20 unsafe flags   {unsafe_}\n\
-             \x20 metric ops     {ops} ({ops_s})\n\
-             \x20 overhead       {ns:.2} ns/op (steady state) = {agent:.5} % of simulated agent time, {wall:.1} % of the simulator's busy loop\n\
-             \x20 one turn       {median} ns median, {p99} ns p99 (steady state, {steady} timed turns); \
-             first uses {first:.0} ns ({firsts} timed turns)\n",
+             \x20 metric ops     {ops} ({ops_s}: counter adds, histogram records, gauge sets and label lookups)\n",
             turns = self.totals.turns,
             agents = self.agents,
             d = self.duration_s,
@@ -95,6 +92,19 @@ impl Report {
             } else {
                 format!("{:.0}/s", self.metric_ops_per_sec)
             },
+        );
+        if self.steady_turns_timed == 0 {
+            out.push_str(
+                "  recording cost too short a run to time (every 16th turn is timed once its series exist); run longer\n",
+            );
+            return out;
+        }
+        out.push_str(&format!(
+            "  recording cost {ns:.1} ns per metric op: the time the agents spent inside beluga-metrics calls, \
+             measured on every 16th turn once its series existed, clock overhead removed\n\
+             \x20                = {agent:.5} % of simulated agent time, {wall:.1} % of the simulator's busy loop\n\
+             \x20 one turn       {median} ns median, {p99} ns p99 to record a whole turn ({steady} timed turns); \
+             turns that created series: {first:.0} ns on average ({firsts} timed turns)\n",
             ns = self.overhead_ns_per_op,
             agent = self.overhead_share_of_agent_time * 100.0,
             wall = self.overhead_share_of_wall_loop * 100.0,
@@ -103,7 +113,21 @@ impl Report {
             steady = self.steady_turns_timed,
             first = self.first_use_turn_ns_mean,
             firsts = self.first_use_turns_timed,
-        )
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_too_short_to_time_says_so() {
+        let report = Report::new(&Stats::default(), Duration::from_secs(1), 1, 42);
+        let text = report.human();
+        assert!(text.contains("too short a run to time"), "{text}");
+        assert!(!text.contains("0.0 ns per metric op"), "{text}");
     }
 }
 

@@ -75,7 +75,7 @@ impl LiveView {
             None => format!("running {:.0}s (Ctrl-C to stop)", elapsed.as_secs_f64()),
         });
         lines.push(format!(
-            "requests/s {:>8.1}   errors/s {:>6.1}   unsafe flags {:>6}   metric ops {:>12}",
+            "last {dt:.0} s: requests/s {:>8.1}   errors/s {:>6.1}   | since start: unsafe flags {:>6}   metric ops {:>12}",
             per_s(0),
             per_s(1),
             totals[2],
@@ -84,6 +84,13 @@ impl LiveView {
         lines.push(format!(
             "{:<16} {:<12} {:>10} {:>9} {:>9} {:>9}",
             "model", "provider", "tokens/s", "p50 ms", "p95 ms", "p99 ms"
+        ));
+        lines.push(format!(
+            "{:<16} {:<12} {:>10} {:>29}",
+            "",
+            "",
+            format!("(last {dt:.0} s)"),
+            "(LLM call latency since start)"
         ));
         for (m, model) in scenario.models.iter().enumerate() {
             let mut merged: Option<beluga_metrics::Quantiles> = None;

@@ -5,7 +5,8 @@
 //! 50,000 label sets, the `metrics` facade and native histograms; plus
 //! allocation counts per operation and memory per series, measured with a
 //! counting global allocator and written to
-//! `target/criterion/peers-memory.json` for `scripts/bench-report.py`.
+//! `target/criterion/peers-memory.json` (`target/criterion-quick/` in quick
+//! mode) for `scripts/bench-report.py`.
 //!
 //! With `BELUGA_COLD_ALTERNATING=<MiB>` set, no criterion suite runs: the
 //! cold turn and its steps are timed for every library alternately, turn by
@@ -1336,7 +1337,7 @@ fn main() {
         return;
     }
     let report = memory_report();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    let dir = beluga_benches::output_directory();
     let _ = std::fs::create_dir_all(&dir);
     std::fs::write(
         dir.join("peers-memory.json"),

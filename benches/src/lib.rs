@@ -5,6 +5,7 @@
 
 #![deny(missing_docs)]
 
+use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,26 @@ pub fn quick() -> bool {
     std::env::var_os("BELUGA_BENCH_QUICK").is_some_and(|v| v != "0")
 }
 
+/// Where results go: `target/criterion` (criterion's default, what
+/// `scripts/bench-report.py` reads), or `target/criterion-quick` in quick
+/// mode, so that a smoke run never becomes the baseline a real run is
+/// compared against.
+pub fn output_directory() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join(if quick() {
+        "criterion-quick"
+    } else {
+        "criterion"
+    })
+}
+
 /// A criterion configuration: the default, or a short one in quick mode.
 pub fn criterion() -> Criterion {
-    let c = Criterion::default().configure_from_args();
+    let c = Criterion::default()
+        .output_directory(&output_directory())
+        .configure_from_args();
     if quick() {
         c.warm_up_time(Duration::from_millis(50))
             .measurement_time(Duration::from_millis(200))

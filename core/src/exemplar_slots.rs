@@ -240,6 +240,8 @@ impl ExemplarCell {
 
     /// Heap bytes of the slots, if allocated.
     #[cfg(test)]
+    // The loom build leaves out the tests that read it.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn heap_bytes(&self) -> usize {
         let ptr = self.slots.load(Acquire);
         if ptr.is_null() {

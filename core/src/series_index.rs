@@ -397,6 +397,8 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
 
     /// Heap bytes of the current array.
     #[cfg(test)]
+    // The loom build leaves out the tests that read it.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn capacity(&self) -> usize {
         self.entries().len()
     }

@@ -220,6 +220,9 @@ impl Shards {
         } else {
             // A compare-exchange rather than `fetch_add`, which would wrap.
             let shared = self.cell_at(self.owned as usize);
+            // `fetch_update` is `try_update` on nightly (Miri's toolchain);
+            // stable, and so the crate's minimum Rust, has only this name.
+            #[allow(deprecated)]
             if shared
                 .fetch_update(Relaxed, Relaxed, |c| c.checked_add(value))
                 .is_err()
@@ -251,6 +254,8 @@ impl Shards {
             true
         } else {
             let shared = self.cell_at(self.owned as usize);
+            // `fetch_update`: see `add` above.
+            #[allow(deprecated)]
             shared
                 .fetch_update(Relaxed, Relaxed, |current| {
                     let next = f64::from_bits(current) + value;

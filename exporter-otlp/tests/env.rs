@@ -45,6 +45,7 @@ fn flush_once(builder: beluga_exporter_otlp::OtlpExporterBuilder) {
 
 #[test]
 fn endpoint_from_the_environment() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     with_env(
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint())],
@@ -71,6 +72,7 @@ fn endpoint_from_the_environment() {
 
 #[test]
 fn headers_from_the_environment() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     with_env(
         &[(
@@ -93,6 +95,7 @@ fn headers_from_the_environment() {
 
 #[test]
 fn interval_from_the_environment() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     let interval = with_env(&[("OTEL_METRIC_EXPORT_INTERVAL", "200")], || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -135,6 +138,7 @@ fn interval_from_the_environment() {
 
 #[test]
 fn service_name_and_resource_attributes_from_the_environment() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     with_env(
         &[
@@ -175,6 +179,7 @@ fn service_name_and_resource_attributes_from_the_environment() {
 
 #[test]
 fn timeout_and_compression_from_the_environment() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     // Two requests that never get an answer, then one that does: with a
     // 300 ms request timeout from the environment, the flush gets through.
     let receiver = Receiver::start("hang,hang,200");
@@ -206,6 +211,7 @@ fn timeout_and_compression_from_the_environment() {
 
 #[test]
 fn histogram_aggregation_from_the_environment() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     let registry = Registry::new();
     registry
@@ -254,6 +260,7 @@ fn histogram_aggregation_from_the_environment() {
 
 #[test]
 fn temporality_export_timeout_and_sdk_disabled_from_the_environment() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     with_env(
         &[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")],

@@ -46,6 +46,7 @@ fn recorded() -> Registry {
 
 #[test]
 fn resource_scope_names_units_temporality_and_values() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     let registry = recorded();
     let monitor = Monitor::builder()
@@ -146,6 +147,7 @@ fn resource_scope_names_units_temporality_and_values() {
 
 #[test]
 fn a_collector_down_at_start_gets_all_totals_once_up() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let port = free_port();
     let registry = recorded();
     let failures = Arc::new(Mutex::new(Vec::new()));
@@ -195,6 +197,7 @@ fn a_collector_down_at_start_gets_all_totals_once_up() {
 
 #[test]
 fn retry_after_is_honoured_then_the_export_is_delivered() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("503:1,200");
     let registry = recorded();
     let started = Instant::now();
@@ -232,6 +235,7 @@ fn retry_after_is_honoured_then_the_export_is_delivered() {
 /// own backoff instead of turning retries into a flood.
 #[test]
 fn retry_after_from_the_collector_is_bounded_both_ways() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let registry = recorded();
     let rt = runtime();
     for wait in ["MAX", "FAR"] {
@@ -280,6 +284,7 @@ fn retry_after_from_the_collector_is_bounded_both_ways() {
 
 #[test]
 fn a_400_is_not_retried_and_is_reported() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("400");
     let registry = recorded();
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -309,6 +314,7 @@ fn a_400_is_not_retried_and_is_reported() {
 
 #[test]
 fn shutdown_delivers_the_pending_change() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     let registry = Registry::new();
     let jobs = registry.counter(Opts::new("jobs_total", "Jobs.")).unwrap();
@@ -332,6 +338,7 @@ fn shutdown_delivers_the_pending_change() {
 
 #[test]
 fn shutdown_against_a_collector_that_never_answers_returns_within_its_deadline() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("hang");
     let registry = recorded();
     let started = Instant::now();
@@ -355,6 +362,7 @@ fn shutdown_against_a_collector_that_never_answers_returns_within_its_deadline()
 
 #[test]
 fn a_stuck_periodic_export_does_not_cost_the_final_one() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     // The first (periodic) export hangs; the final one must still be made,
     // on its own connection, and be delivered.
     let receiver = Receiver::start("hang");
@@ -399,6 +407,7 @@ fn a_stuck_periodic_export_does_not_cost_the_final_one() {
 
 #[test]
 fn errors_report_the_attempts_made() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start(&["503"; 60].join(","));
     let registry = recorded();
     let result = runtime().block_on(async {
@@ -470,6 +479,7 @@ fn an_endless_answer_from_the_collector_is_cut() {
 
 #[test]
 fn delta_temporality_carries_undelivered_changes_into_the_next_export() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("200,400,200");
     let registry = Registry::new();
     let jobs = registry.counter(Opts::new("jobs_total", "Jobs.")).unwrap();
@@ -519,6 +529,7 @@ fn delta_temporality_carries_undelivered_changes_into_the_next_export() {
 
 #[test]
 fn gzip_bodies_and_partial_success() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("partial:2");
     let registry = recorded();
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -555,6 +566,7 @@ fn gzip_bodies_and_partial_success() {
 
 #[test]
 fn overflow_series_carry_the_otel_attribute() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = Receiver::start("");
     let registry = Registry::new();
     let users = registry
@@ -656,6 +668,7 @@ fn exponential_counts(point: &serde_json::Value) -> (i64, Vec<u64>) {
 
 #[test]
 fn histograms_go_as_exponential_histograms_when_asked_per_instrument() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     use beluga_exporter_otlp::HistogramAggregation;
     let receiver = Receiver::start("");
     let registry = Registry::new();
@@ -743,6 +756,7 @@ fn histograms_go_as_exponential_histograms_when_asked_per_instrument() {
 
 #[test]
 fn delta_exponential_histograms_carry_only_the_new_observations() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     use beluga_exporter_otlp::HistogramAggregation;
     let receiver = Receiver::start("");
     let registry = Registry::new();
@@ -793,6 +807,7 @@ fn delta_exponential_histograms_carry_only_the_new_observations() {
 
 #[test]
 fn exemplars_ride_on_their_data_points() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     use beluga_metrics::Exemplar;
     let receiver = Receiver::start("");
     let registry = Registry::new();
@@ -862,6 +877,7 @@ fn attribute_of(attributes: &serde_json::Value, key: &str) -> Option<String> {
 
 #[test]
 fn one_histogram_can_go_in_both_forms() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     use beluga_exporter_otlp::HistogramAggregation;
     let receiver = Receiver::start("");
     let registry = Registry::new();

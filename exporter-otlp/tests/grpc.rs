@@ -49,6 +49,7 @@ fn grpc(endpoint: String, registry: &Registry) -> beluga_exporter_otlp::OtlpExpo
 
 #[test]
 fn values_headers_and_gzip_reach_a_grpc_receiver() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = GrpcReceiver::start("");
     let registry = registry();
     runtime().block_on(async {
@@ -77,6 +78,7 @@ fn values_headers_and_gzip_reach_a_grpc_receiver() {
 
 #[test]
 fn unavailable_is_retried_and_invalid_argument_is_not() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let registry = registry();
     let rt = runtime();
     let retried = GrpcReceiver::start("unavailable,unavailable,ok");
@@ -100,6 +102,7 @@ fn unavailable_is_retried_and_invalid_argument_is_not() {
 
 #[test]
 fn resource_exhausted_is_retried_only_with_retry_info_and_waits_as_told() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let registry = registry();
     let rt = runtime();
     let bare = GrpcReceiver::start("exhausted");
@@ -138,6 +141,7 @@ fn resource_exhausted_is_retried_only_with_retry_info_and_waits_as_told() {
 /// own backoff instead of turning retries into a flood.
 #[test]
 fn retry_info_from_the_collector_is_bounded_both_ways() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let registry = registry();
     let rt = runtime();
     let largest = GrpcReceiver::start("unavailable_retry:MAX,ok");
@@ -177,6 +181,7 @@ fn retry_info_from_the_collector_is_bounded_both_ways() {
 /// delivered, so it is not sent again, and delta totals stay exact.
 #[test]
 fn an_answer_over_the_cap_is_delivery_and_deltas_stay_exact() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = GrpcReceiver::start("big_partial:100000,big_partial:100000");
     let registry = Registry::new();
     let calls = registry
@@ -218,6 +223,7 @@ fn metrics_named(request: &serde_json::Value, name: &str) -> Option<serde_json::
 
 #[test]
 fn a_hanging_call_times_out_and_the_retry_delivers() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = GrpcReceiver::start("hang,ok");
     let registry = registry();
     let started = Instant::now();
@@ -237,6 +243,7 @@ fn a_hanging_call_times_out_and_the_retry_delivers() {
 
 #[test]
 fn partial_success_is_reported_and_counted() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let receiver = GrpcReceiver::start("partial:2");
     let registry = registry();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -264,6 +271,7 @@ fn partial_success_is_reported_and_counted() {
 
 #[test]
 fn a_receiver_down_at_start_gets_the_totals_once_up_and_shutdown_keeps_its_deadline() {
+    beluga_test_support::require!(beluga_test_support::External::OtlpPython);
     let port = common::shared::free_port();
     let registry = registry();
     let rt = runtime();

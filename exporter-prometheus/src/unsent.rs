@@ -55,18 +55,22 @@ impl UnsentBudget {
     /// Reserves `bytes`, unless that would pass the budget while other
     /// bodies are held.
     fn try_reserve(&self, bytes: u64) -> bool {
-        let reserved = self
-            .held
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |held| {
-                let after = held.saturating_add(bytes);
-                (held == 0 || after <= self.budget).then_some(after)
-            });
-        match reserved {
-            Ok(before) => {
-                self.gauge.set(before.saturating_add(bytes) as f64);
-                true
+        let mut held = self.held.load(Ordering::Relaxed);
+        loop {
+            let after = held.saturating_add(bytes);
+            if held != 0 && after > self.budget {
+                return false;
             }
-            Err(_) => false,
+            match self
+                .held
+                .compare_exchange_weak(held, after, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.gauge.set(after as f64);
+                    return true;
+                }
+                Err(now) => held = now,
+            }
         }
     }
 

@@ -52,6 +52,7 @@ const NATIVE_HISTOGRAMS: &str = "--enable-feature=native-histograms";
 
 #[test]
 fn prometheus_stores_exactly_what_was_recorded_in_all_three_formats() {
+    beluga_test_support::require!(beluga_test_support::External::Prometheus);
     let registry = recorded_registry();
     let exporter = PrometheusExporter::builder()
         .registry(&registry)
@@ -181,6 +182,7 @@ fn latencies(n: usize) -> impl Iterator<Item = f64> {
 
 #[test]
 fn native_histogram_quantiles_agree_with_the_hdr_quantiles() {
+    beluga_test_support::require!(beluga_test_support::External::Prometheus);
     let registry = Registry::new();
     let latency = registry
         .histogram(
@@ -238,6 +240,7 @@ fn native_histogram_quantiles_agree_with_the_hdr_quantiles() {
 
 #[test]
 fn exemplars_reach_prometheus_in_openmetrics_and_protobuf() {
+    beluga_test_support::require!(beluga_test_support::External::Prometheus);
     use beluga_metrics::Exemplar;
     let registry = Registry::new();
     let latency = registry

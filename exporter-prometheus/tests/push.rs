@@ -22,6 +22,10 @@ fn batch_registry() -> (Registry, beluga_metrics::Counter) {
 
 #[test]
 fn pushed_values_reach_the_gateway_and_prometheus() {
+    beluga_test_support::require!(
+        beluga_test_support::External::Pushgateway,
+        beluga_test_support::External::Prometheus
+    );
     let gateway = Pushgateway::start();
     let (registry, _) = batch_registry();
     let client = PushGateway::builder(format!("http://{}", gateway.addr), "nightly_batch")
@@ -59,6 +63,7 @@ fn pushed_values_reach_the_gateway_and_prometheus() {
 
 #[test]
 fn refused_pushes_are_not_retried_and_unreachable_gateways_are_retried() {
+    beluga_test_support::require!(beluga_test_support::External::Pushgateway);
     let gateway = Pushgateway::start();
     let (registry, _) = batch_registry();
     let bad = PushGateway::builder(format!("http://{}", gateway.addr), "j")
@@ -90,6 +95,7 @@ fn refused_pushes_are_not_retried_and_unreachable_gateways_are_retried() {
 
 #[test]
 fn periodic_push_makes_a_final_push_on_shutdown() {
+    beluga_test_support::require!(beluga_test_support::External::Pushgateway);
     let gateway = Pushgateway::start();
     let (registry, processed) = batch_registry();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -120,6 +126,7 @@ fn periodic_push_makes_a_final_push_on_shutdown() {
 /// port, for its own.
 #[test]
 fn a_gateway_whose_port_is_taken_exits_and_is_not_mistaken_for_the_one_there() {
+    beluga_test_support::require!(beluga_test_support::External::Pushgateway);
     let first = Pushgateway::start();
     match Pushgateway::start_on(first.addr.port()) {
         Ok(_) => panic!("a second Pushgateway on a taken port was taken for ready"),

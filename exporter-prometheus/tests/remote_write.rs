@@ -42,6 +42,7 @@ fn wait_total(prometheus: &Prometheus, expr: &str, want: f64) {
 
 #[test]
 fn totals_survive_a_receiver_restart() {
+    beluga_test_support::require!(beluga_test_support::External::Prometheus);
     let mut prometheus = Prometheus::start_with("  []\n", &[RECEIVER]);
     let registry = Registry::new();
     let requests = registry
@@ -120,6 +121,7 @@ fn totals_survive_a_receiver_restart() {
 
 #[test]
 fn a_full_queue_drops_the_oldest_batches_and_counts_them() {
+    beluga_test_support::require!(beluga_test_support::External::Prometheus);
     let mut prometheus = Prometheus::start_with("  []\n", &[RECEIVER]);
     let registry = Registry::new();
     let jobs = registry
@@ -155,6 +157,7 @@ fn a_full_queue_drops_the_oldest_batches_and_counts_them() {
 
 #[test]
 fn a_refusing_receiver_is_not_retried_and_shutdown_reports_what_is_left() {
+    beluga_test_support::require!(beluga_test_support::External::Prometheus);
     let rt = runtime();
     // Prometheus without the receiver flag answers 404 on the write path.
     let prometheus = Prometheus::start_with("  []\n", &[]);

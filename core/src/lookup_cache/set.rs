@@ -83,6 +83,9 @@ impl Key {
 /// rather than wrap, families past the four billionth get 0, which the
 /// cache never stores: their lookups always take the family's index.
 pub(crate) fn next_family_id(counter: &std::sync::atomic::AtomicU32) -> u32 {
+    // `fetch_update` is `try_update` on nightly (Miri's toolchain); stable,
+    // and so the crate's minimum Rust, has only this name.
+    #[allow(deprecated)]
     counter
         .fetch_update(Relaxed, Relaxed, |id| id.checked_add(1))
         .map_or(0, |id| id)

@@ -23,14 +23,7 @@ use shared::Process;
 /// process (its output in a log beside the records).
 fn spawn_python(receiver: &str, port: u16, script: &str) -> (PathBuf, PathBuf, Process) {
     static N: AtomicU32 = AtomicU32::new(0);
-    let python = std::env::var("BELUGA_OTLP_PYTHON").unwrap_or_else(|_| {
-        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
-        assert!(
-            std::path::Path::new(venv).exists(),
-            "no Python with opentelemetry-proto and grpcio: run scripts/test.sh, which creates .venv"
-        );
-        venv.to_string()
-    });
+    let python = beluga_test_support::otlp_python().display().to_string();
     let out = std::env::temp_dir().join(format!(
         "beluga-otlp-{}-{}.jsonl",
         std::process::id(),

@@ -1,0 +1,157 @@
+//! Helpers shared by the workspace's test suites. Not published; every
+//! crate takes it as a dev-dependency only.
+//!
+//! # Outside programs
+//!
+//! Some tests check the project against the real thing: Prometheus,
+//! `promtool`, the Pushgateway, and a Python OTLP receiver built on the
+//! `opentelemetry-proto` package. [`available`] tells a test whether the
+//! program it needs is here. Under plain `cargo test` a missing program
+//! skips the test with one line on stderr saying what it needs and how to
+//! get it, so `cargo test --workspace` passes on a machine with only Rust;
+//! `scripts/test.sh` installs every program and sets
+//! `BELUGA_REQUIRE_EXTERNAL=1`, which turns a missing one into a failure, so
+//! CI can never pass by skipping.
+//!
+//! ```
+//! use beluga_test_support::{require, External};
+//! fn a_test() {
+//!     require!(External::Prometheus);
+//!     // ... start Prometheus and scrape ...
+//! }
+//! # a_test();
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The environment variable that makes a missing outside program a test
+/// failure instead of a skip (`scripts/test.sh` sets it).
+pub const REQUIRE_ENV: &str = "BELUGA_REQUIRE_EXTERNAL";
+
+/// An outside program some tests need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum External {
+    /// The `prometheus` server (Debian's `prometheus` package).
+    Prometheus,
+    /// `promtool` (Debian's `prometheus` package).
+    Promtool,
+    /// `prometheus-pushgateway` (Debian's package of that name).
+    Pushgateway,
+    /// A Python with `opentelemetry-proto`, `grpcio` and `grpcio-status`
+    /// ([`otlp_python`]): the OTLP receivers the exporter is checked
+    /// against.
+    OtlpPython,
+}
+
+impl fmt::Display for External {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            External::Prometheus => "the `prometheus` server (Debian package `prometheus`)",
+            External::Promtool => "`promtool` (Debian package `prometheus`)",
+            External::Pushgateway => "`prometheus-pushgateway` (Debian package of that name)",
+            External::OtlpPython => {
+                "a Python with opentelemetry-proto, grpcio and grpcio-status (the .venv scripts/test.sh creates)"
+            }
+        })
+    }
+}
+
+/// The Python the OTLP receivers run on: `BELUGA_OTLP_PYTHON`, else the
+/// workspace's `.venv` (which `scripts/test.sh` creates).
+///
+/// ```
+/// assert!(beluga_test_support::otlp_python().to_string_lossy().contains("python"));
+/// ```
+pub fn otlp_python() -> PathBuf {
+    std::env::var_os("BELUGA_OTLP_PYTHON").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python")),
+        PathBuf::from,
+    )
+}
+
+/// Whether `program args` runs and exits successfully.
+fn runs(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn present(tool: External) -> bool {
+    static FOUND: [OnceLock<bool>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    *FOUND[tool as usize].get_or_init(|| match tool {
+        External::Prometheus => runs("prometheus", &["--version"]),
+        External::Promtool => runs("promtool", &["--version"]),
+        External::Pushgateway => runs("prometheus-pushgateway", &["--version"]),
+        External::OtlpPython => runs(
+            otlp_python(),
+            &[
+                "-c",
+                "import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc, grpc, grpc_status",
+            ],
+        ),
+    })
+}
+
+/// Whether `tool` is here. When it is not: with `BELUGA_REQUIRE_EXTERNAL`
+/// set this panics (the test fails, saying what is missing); otherwise it
+/// prints one line saying the calling test is skipped and why, and returns
+/// false. Use [`require!`] at the top of a test.
+///
+/// ```
+/// use beluga_test_support::{available, External};
+/// if available(External::Promtool) {
+///     // ... pipe an exposition through `promtool check metrics` ...
+/// }
+/// ```
+pub fn available(tool: External) -> bool {
+    if present(tool) {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    if std::env::var_os(REQUIRE_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test} needs {tool}, which is missing ({REQUIRE_ENV} is set); run scripts/test.sh, which installs it");
+    }
+    eprintln!("skipped {test}: needs {tool}; scripts/test.sh installs it");
+    false
+}
+
+/// Returns from the calling test (skipping it, with one line saying why)
+/// unless every outside program named is here; see [`available`].
+///
+/// ```
+/// fn needs_both() {
+///     beluga_test_support::require!(
+///         beluga_test_support::External::Prometheus,
+///         beluga_test_support::External::Pushgateway
+///     );
+/// }
+/// # needs_both();
+/// ```
+#[macro_export]
+macro_rules! require {
+    ($($tool:expr),+ $(,)?) => {
+        $(
+            if !$crate::available($tool) {
+                return;
+            }
+        )+
+    };
+}
