@@ -59,8 +59,8 @@ cargo test -p agent-sim --no-default-features --features otlp 2>&1 | tee -a "$lo
 say "the tutorial's step 1 and whole program as a crate of one's own"
 bash scripts/tutorial-crate.sh
 
-say "loom models (RUSTFLAGS=--cfg loom)"
-RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+say "loom models (RUSTFLAGS=--cfg beluga_loom)"
+RUSTFLAGS="--cfg beluga_loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p beluga-metrics --lib --release -- loom_models 2>&1 | tee -a "$log"
 
 say "Miri: the shard arena, thread slots, label values and the lookup cache (undefined behaviour checks)"

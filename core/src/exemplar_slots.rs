@@ -241,7 +241,7 @@ impl ExemplarCell {
     /// Heap bytes of the slots, if allocated.
     #[cfg(test)]
     // The loom build leaves out the tests that read it.
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(beluga_loom, allow(dead_code))]
     pub(crate) fn heap_bytes(&self) -> usize {
         let ptr = self.slots.load(Acquire);
         if ptr.is_null() {
@@ -264,7 +264,7 @@ impl Drop for ExemplarCell {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
 
@@ -330,7 +330,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, beluga_loom))]
 mod loom_models {
     use super::*;
 

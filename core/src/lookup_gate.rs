@@ -84,7 +84,7 @@ pub(crate) enum Entry {
 }
 
 impl Gate {
-    #[cfg(not(loom))]
+    #[cfg(not(beluga_loom))]
     pub(crate) const fn new() -> Gate {
         Gate {
             in_use: AtomicBool::new(false),
@@ -93,7 +93,7 @@ impl Gate {
         }
     }
 
-    #[cfg(loom)]
+    #[cfg(beluga_loom)]
     pub(crate) fn new() -> Gate {
         Gate {
             in_use: AtomicBool::new(false),
@@ -189,7 +189,7 @@ impl Gate {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, beluga_loom))]
 mod loom_models {
     use super::*;
     use loom::cell::UnsafeCell;

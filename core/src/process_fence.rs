@@ -22,31 +22,31 @@
 /// cost, provided the other side uses [`heavy`] and `heavy` returned `true`.
 #[inline(always)]
 pub(crate) fn light() {
-    #[cfg(loom)]
+    #[cfg(beluga_loom)]
     loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-    #[cfg(not(loom))]
+    #[cfg(not(beluga_loom))]
     std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 /// The rare side: a full memory barrier on every thread of the process.
 /// Returns `false`, having done nothing, where that is not available.
 pub(crate) fn heavy() -> bool {
-    #[cfg(loom)]
+    #[cfg(beluga_loom)]
     {
         loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         true
     }
-    #[cfg(all(not(loom), not(miri), target_os = "linux"))]
+    #[cfg(all(not(beluga_loom), not(miri), target_os = "linux"))]
     {
         membarrier::private_expedited()
     }
-    #[cfg(all(not(loom), any(miri, not(target_os = "linux"))))]
+    #[cfg(all(not(beluga_loom), any(miri, not(target_os = "linux"))))]
     {
         false
     }
 }
 
-#[cfg(all(not(loom), not(miri), target_os = "linux"))]
+#[cfg(all(not(beluga_loom), not(miri), target_os = "linux"))]
 mod membarrier {
     use std::sync::OnceLock;
 
@@ -87,7 +87,7 @@ mod membarrier {
     }
 }
 
-#[cfg(all(test, not(loom), not(miri), target_os = "linux"))]
+#[cfg(all(test, not(beluga_loom), not(miri), target_os = "linux"))]
 mod tests {
     /// The machines we test on run Linux kernels far newer than 4.14; if
     /// this fails, the sandbox refuses `membarrier` and removed series are

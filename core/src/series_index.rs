@@ -81,7 +81,7 @@ const ADDRESS: usize = (1 << TAG_SHIFT) - 1;
 // `entries` reads an array of lines as one slice of entries: that needs the
 // lines to hold their entries with no padding in or between them. (Loom's
 // atomics are larger; under loom no index is ever read.)
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 const _: () = assert!(
     std::mem::size_of::<Line<()>>() == ENTRIES_PER_LINE * std::mem::size_of::<Entry<()>>()
         && std::mem::size_of::<Line<()>>() == 64,
@@ -398,7 +398,7 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
     /// Heap bytes of the current array.
     #[cfg(test)]
     // The loom build leaves out the tests that read it.
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(beluga_loom, allow(dead_code))]
     pub(crate) fn capacity(&self) -> usize {
         self.entries().len()
     }
@@ -412,7 +412,7 @@ impl<S> Drop for SeriesIndex<S> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
     use crate::desc::{Descriptor, MetricType, Unit};

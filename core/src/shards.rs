@@ -44,7 +44,7 @@ use crate::sync::{model_switch_point, AtomicU64, Ordering::Relaxed};
 use crate::thread_slot;
 
 /// Counters per chunk.
-#[cfg_attr(loom, allow(dead_code))]
+#[cfg_attr(beluga_loom, allow(dead_code))]
 pub(crate) const CHUNK: usize = 2048;
 /// Cells between two stripes, so the last cell of one stripe and the first
 /// of the next never share a cache line (two 64-byte lines of padding).
@@ -75,7 +75,7 @@ impl Chunk {
 }
 
 /// Where counters get their cells: chunks plus the cells of dropped counters.
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 #[derive(Default)]
 struct Arena {
     chunks: Vec<Arc<Chunk>>,
@@ -85,7 +85,7 @@ struct Arena {
     next: usize,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 fn arena() -> &'static parking_lot::Mutex<Arena> {
     static ARENA: std::sync::OnceLock<parking_lot::Mutex<Arena>> = std::sync::OnceLock::new();
     ARENA.get_or_init(Default::default)
@@ -105,12 +105,12 @@ pub struct Shards {
     chunk: Arc<Chunk>,
     /// Position in the chunk, and in the arena (`None` for private chunks).
     index: usize,
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(beluga_loom, allow(dead_code))]
     arena_chunk: Option<usize>,
 }
 
 // The hot fields' place (see above).
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 const _: () = assert!(
     std::mem::offset_of!(Shards, first) == 0 && std::mem::offset_of!(Shards, owned) == 12,
     "an add's fields are the first 16 bytes"
@@ -127,7 +127,7 @@ impl std::fmt::Debug for Shards {
 
 impl Shards {
     /// Cells for one counter from the process-wide arena.
-    #[cfg(not(loom))]
+    #[cfg(not(beluga_loom))]
     pub(crate) fn new() -> Self {
         let stripes = thread_slot::shard_count() + 1;
         let mut arena = arena().lock();
@@ -147,14 +147,14 @@ impl Shards {
 
     /// Under loom every counter gets a private chunk: loom's atomics must be
     /// created inside each model run, so a process-wide arena cannot hold them.
-    #[cfg(loom)]
+    #[cfg(beluga_loom)]
     pub(crate) fn new() -> Self {
         Self::with_owned(thread_slot::shard_count())
     }
 
     /// Cells for one counter in a chunk of its own, with `owned` owned cells
     /// (tests and loom models, which need their own atomics).
-    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    #[cfg_attr(not(any(test, beluga_loom)), allow(dead_code))]
     pub(crate) fn with_owned(owned: usize) -> Self {
         Shards::in_chunk(Arc::new(Chunk::new(owned + 1, 1)), 0, None)
     }
@@ -310,7 +310,7 @@ unsafe impl Sync for Shards {}
 
 impl Drop for Shards {
     fn drop(&mut self) {
-        #[cfg(not(loom))]
+        #[cfg(not(beluga_loom))]
         if let Some(chunk) = self.arena_chunk {
             // No handle reaches these cells any more: clear them for reuse.
             for cell in self.cells() {
@@ -321,7 +321,7 @@ impl Drop for Shards {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
 
@@ -368,7 +368,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, beluga_loom))]
 mod loom_models {
     use super::*;
     use loom::sync::Arc;

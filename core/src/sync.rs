@@ -1,10 +1,10 @@
 //! The one place that chooses between `std` atomics and loom's
 //! model-checked twins, so every lock-free protocol in the crate can be
-//! run under `RUSTFLAGS="--cfg loom"` without touching its code.
+//! run under `RUSTFLAGS="--cfg beluga_loom"` without touching its code.
 
-#[cfg(loom)]
+#[cfg(beluga_loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 /// Under loom, a point where the model may switch threads; nothing
@@ -16,6 +16,6 @@ pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Atom
 /// protocols the models check.
 #[inline(always)]
 pub(crate) fn model_switch_point() {
-    #[cfg(loom)]
+    #[cfg(beluga_loom)]
     loom::thread::yield_now();
 }

@@ -126,7 +126,7 @@ pub(crate) fn shard_count() -> usize {
     })
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
 

@@ -38,7 +38,7 @@ pub(crate) struct ThreadWords {
     pub(crate) slot: Cell<u32>,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 thread_local! {
     /// This thread's words.
     pub(crate) static WORDS: ThreadWords = const {
@@ -53,7 +53,7 @@ thread_local! {
 
 // Loom's atomics cannot be built in a constant; under loom only the models
 // run, and they read no thread's words.
-#[cfg(loom)]
+#[cfg(beluga_loom)]
 thread_local! {
     /// This thread's words.
     pub(crate) static WORDS: ThreadWords = ThreadWords {
@@ -64,7 +64,7 @@ thread_local! {
     };
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
 

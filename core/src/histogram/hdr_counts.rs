@@ -46,32 +46,32 @@
 //! go backwards between reads and nothing is counted twice or lost, which
 //! the loom model at the bottom checks across a carry.
 
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 use super::layout;
 use crate::sync::{model_switch_point, AtomicPtr, AtomicU64, AtomicU8, Ordering::*};
 
 /// Counts per page: one octave's sub-buckets.
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 pub(crate) const PAGE: usize = 128;
 /// Pages that cover every HDR index.
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 pub(crate) const PAGES: usize = layout::LEN / PAGE;
-#[cfg(not(loom))]
+#[cfg(not(beluga_loom))]
 const _: () = assert!(PAGES * PAGE == layout::LEN);
 
 // Under loom, two pages of two counts: a merge then takes a handful of
 // atomic loads instead of hundreds, so the model can explore every
 // interleaving. Counts are independent of each other, so the protocol is
 // the same; HDR indexes wrap onto the four counts (see `locate`).
-#[cfg(loom)]
+#[cfg(beluga_loom)]
 pub(crate) const PAGE: usize = 2;
-#[cfg(loom)]
+#[cfg(beluga_loom)]
 pub(crate) const PAGES: usize = 2;
 
 /// The page and the position in it of HDR `index`.
 #[inline(always)]
 fn locate(index: usize) -> (usize, usize) {
-    #[cfg(loom)]
+    #[cfg(beluga_loom)]
     let index = index % (PAGES * PAGE);
     (index / PAGE, index % PAGE)
 }
@@ -231,7 +231,7 @@ impl WideCounts {
     }
 
     /// Heap bytes of the pages allocated so far.
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(beluga_loom)))]
     pub(crate) fn page_bytes(&self) -> usize {
         (0..PAGES)
             .filter(|&p| page_of(&self.pages, p).is_some())
@@ -308,13 +308,13 @@ impl Drop for WideCounts {
 }
 
 fn yield_now() {
-    #[cfg(loom)]
+    #[cfg(beluga_loom)]
     loom::thread::yield_now();
-    #[cfg(not(loom))]
+    #[cfg(not(beluga_loom))]
     std::thread::yield_now();
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
 
@@ -361,7 +361,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, beluga_loom))]
 mod loom_models {
     use super::*;
     use loom::sync::Arc;

@@ -511,7 +511,7 @@ impl Drop for HistogramStorage {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
 
@@ -577,7 +577,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, beluga_loom))]
 mod loom_models {
     use super::*;
     use loom::sync::Arc;

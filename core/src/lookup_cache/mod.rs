@@ -585,7 +585,7 @@ fn miss<S: Send + Sync + 'static, R>(
 /// Runs `f` with this thread's lookups going through its cache and the
 /// families' tables, as they do where the process-wide barrier is missing
 /// (tests of the cache on machines that have it).
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 pub(crate) fn through_the_cache<R>(f: impl FnOnce() -> R) -> R {
     WORDS.with(|words| {
         if !words.listed.get() {
@@ -598,7 +598,7 @@ pub(crate) fn through_the_cache<R>(f: impl FnOnce() -> R) -> R {
     })
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
     use crate::label_set::hash_values;

@@ -227,7 +227,7 @@ impl Set {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(beluga_loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
