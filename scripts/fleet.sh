@@ -17,18 +17,8 @@ if ! [[ "$n" =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 64 ]; then
     exit 2
 fi
 shift
-if ! command -v prometheus >/dev/null 2>&1; then
-    echo "prometheus is not installed: sudo apt-get install prometheus (or run scripts/test.sh once)" >&2
-    exit 1
-fi
-data="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$data"
-}
-trap cleanup EXIT INT TERM
+source scripts/lib.sh
+require_prometheus
 
 cargo build --release -p agent-sim
 targets=""
@@ -40,14 +30,7 @@ for i in $(seq 0 $((n - 1))); do
 done
 cp deploy/prometheus-fleet.yml "$data/prometheus.yml"
 echo "[{\"targets\": [$targets], \"labels\": {\"fleet\": \"local\"}}]" >"$data/fleet-targets.json"
-prometheus --config.file="$data/prometheus.yml" --storage.tsdb.path="$data/tsdb" \
-    --web.listen-address=127.0.0.1:9090 --enable-feature=exemplar-storage \
-    >"$data/prometheus.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    curl -fs http://127.0.0.1:9090/-/ready >/dev/null 2>&1 && break
-    sleep 0.2
-done
+start_prometheus "$data/prometheus.yml" "$data/tsdb" exemplar-storage
 cat <<MSG
 $n agent-sim processes: http://127.0.0.1:2222/metrics ... http://127.0.0.1:$((2222 + n - 1))/metrics
 Prometheus:         http://127.0.0.1:9090  (try: sum by (instance) (rate(monitoring_api_requests_total[1m])))
