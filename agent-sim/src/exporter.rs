@@ -125,7 +125,9 @@ impl Running {
             #[cfg(feature = "otlp")]
             ExporterKind::Otlp => {
                 let _guard = runtime.enter();
-                let mut builder = beluga_exporter_otlp::OtlpExporter::builder().monitor(monitor);
+                let mut builder = beluga_exporter_otlp::OtlpExporter::builder()
+                    .registry(monitor.registry())
+                    .service_name(monitor.service_name());
                 if let Some(endpoint) = &settings.otlp_endpoint {
                     builder = builder.endpoint(endpoint.clone());
                 }

@@ -118,6 +118,14 @@ impl Report {
     }
 }
 
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,13 +136,5 @@ mod tests {
         let text = report.human();
         assert!(text.contains("too short a run to time"), "{text}");
         assert!(!text.contains("0.0 ns per metric op"), "{text}");
-    }
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 {
-        a / b
-    } else {
-        0.0
     }
 }

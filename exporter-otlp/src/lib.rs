@@ -10,12 +10,12 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use beluga_exporter_otlp::OtlpExporter;
-//! use beluga_monitor::Monitor;
-//!
+//! //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let monitor = Monitor::builder().service_name("my-agent").build()?;
 //! let exporter = OtlpExporter::builder()
-//!     .monitor(&monitor) // registry and service.name
+//!     .registry(monitor.registry())
+//!     .service_name(monitor.service_name())
 //!     .endpoint("http://127.0.0.1:4318")
 //!     .spawn()?;
 //! // ... the agent records through monitor.metrics() ...
@@ -65,7 +65,7 @@
 //! | request timeout | `timeout` | `OTEL_EXPORTER_OTLP_TIMEOUT`, `..._METRICS_TIMEOUT` (ms) | 10 s |
 //! | compression | `compression` | `OTEL_EXPORTER_OTLP_COMPRESSION`, `..._METRICS_COMPRESSION` | none |
 //! | interval | `interval` | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
-//! | service name | `service_name`, `monitor` | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
+//! | service name | `service_name` | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
 //! | resource | `resource_attribute` | `OTEL_RESOURCE_ATTRIBUTES` | |
 //! | temporality | `temporality` | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (`cumulative`, `delta`, `lowmemory`) | cumulative |
 //! | export timeout | `export_timeout` | `OTEL_METRIC_EXPORT_TIMEOUT` (ms) | 30 s, at most the interval |
@@ -104,7 +104,6 @@ use std::time::Duration;
 use beluga_http_client::http::header::HeaderName;
 use beluga_http_client::{ClientConfig, Endpoint, HttpClient, RetryPolicy};
 use beluga_metrics::{Counter, Family, Gauge, Opts, Registry, RegistryError, Unit};
-use beluga_monitor::Monitor;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -241,13 +240,6 @@ impl OtlpExporterBuilder {
     /// The registry to export (default: [`Registry::global`]).
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
-        self
-    }
-
-    /// Exports a monitor's registry with its service name.
-    pub fn monitor(mut self, monitor: &Monitor) -> Self {
-        self.registry = Some(monitor.registry().clone());
-        self.service_name = Some(monitor.service_name().to_string());
         self
     }
 
@@ -487,7 +479,7 @@ impl OtlpExporterBuilder {
                     .find(|(k, _)| k == "service.name")
                     .map(|(_, v)| v.clone())
             })
-            .unwrap_or_else(|| beluga_monitor::DEFAULT_SERVICE_NAME.to_string());
+            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string());
         resource.retain(|(k, _)| k != "service.name" && !k.starts_with("telemetry.sdk."));
         let mut attributes = vec![
             convert::string_attribute("service.name", &service_name),
@@ -632,6 +624,11 @@ fn grpc_transport(
         retry,
     })
 }
+
+/// The `service.name` when neither the builder, `OTEL_SERVICE_NAME` nor
+/// `OTEL_RESOURCE_ATTRIBUTES` gives one, as the OpenTelemetry resource
+/// semantic conventions say.
+pub const DEFAULT_SERVICE_NAME: &str = "unknown_service";
 
 /// The exporter's self-metric counting exports by `outcome` (exposed as
 /// `beluga_otlp_exports_total`).

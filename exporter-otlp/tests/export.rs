@@ -56,7 +56,8 @@ fn resource_scope_names_units_temporality_and_values() {
         .unwrap();
     runtime().block_on(async {
         let exporter = OtlpExporter::builder()
-            .monitor(&monitor)
+            .registry(monitor.registry())
+            .service_name(monitor.service_name())
             .endpoint(receiver.endpoint())
             .interval(Duration::from_secs(3600))
             .spawn()
