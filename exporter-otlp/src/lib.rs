@@ -10,7 +10,8 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use beluga_exporter_otlp::OtlpExporter;
-//! //!
+//! use beluga_monitor::Monitor;
+//!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let monitor = Monitor::builder().service_name("my-agent").build()?;
 //! let exporter = OtlpExporter::builder()
