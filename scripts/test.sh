@@ -42,8 +42,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 say "cargo doc (broken links and missing docs are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
 
-say "cargo clippy, agent-sim built with only the OTLP exporter"
+say "cargo clippy, agent-sim built with only the OTLP exporter, the exporters with no optional feature"
 cargo clippy -p agent-sim --all-targets --no-default-features --features otlp -- -D warnings
+cargo clippy -p beluga-exporter-prometheus -p beluga-exporter-otlp --all-targets --no-default-features -- -D warnings
 
 say "cargo test"
 log="$(mktemp)"

@@ -20,7 +20,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::transport::Delivered;
+use crate::delivery::{export_error, Delivered};
 use crate::ExportError;
 
 pub(crate) struct GrpcTransport {
@@ -143,7 +143,7 @@ impl GrpcTransport {
             .retry
             .run(Some(deadline), |left| self.attempt(request, left))
             .await;
-        result.map_err(crate::transport::export_error)
+        result.map_err(export_error)
     }
 
     async fn attempt(

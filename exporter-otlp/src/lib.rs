@@ -24,6 +24,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Features
+//!
+//! `grpc` (on by default) adds OTLP over gRPC ([`Protocol::Grpc`]: tonic
+//! and the generated client). With `default-features = false` only
+//! OTLP/HTTP is built, and asking for gRPC is an
+//! [`ExportError::InvalidConfig`] that says so.
+//!
 //! ## What is sent
 //!
 //! * One resource with `service.name` and `telemetry.sdk.{name,language,version}`
@@ -95,6 +102,8 @@
 
 mod config;
 mod convert;
+mod delivery;
+#[cfg(feature = "grpc")]
 mod grpc;
 mod transport;
 
@@ -558,6 +567,7 @@ impl OtlpExporterBuilder {
                     gzip: compression == Compression::Gzip,
                     retry: RetryPolicy::new(initial, max),
                 }),
+                #[cfg(feature = "grpc")]
                 Protocol::Grpc => transport::Transport::Grpc(grpc_transport(
                     &url,
                     &headers,
@@ -565,6 +575,14 @@ impl OtlpExporterBuilder {
                     timeout,
                     RetryPolicy::new(initial, max),
                 )?),
+                #[cfg(not(feature = "grpc"))]
+                Protocol::Grpc => {
+                    return Err(ExportError::InvalidConfig(
+                        "OTLP over gRPC needs the `grpc` feature of beluga-exporter-otlp \
+                         (on by default); this build leaves it out"
+                            .into(),
+                    ))
+                }
             },
             // One export (attempts and backoff) may take the export
             // timeout, but never more than the interval: exports never pile up.
@@ -584,6 +602,7 @@ impl OtlpExporterBuilder {
     }
 }
 
+#[cfg(feature = "grpc")]
 /// The OTLP/gRPC client for `url`: a lazily connecting tonic channel (the
 /// first export connects; a collector down at start is retried like any
 /// other failure), user headers as sensitive metadata, gzip if asked.

@@ -1,5 +1,6 @@
 //! How an export travels: OTLP/HTTP with protobuf bodies (here) or OTLP/gRPC
-//! (`grpc.rs`), chosen by the builder or `OTEL_EXPORTER_OTLP_*PROTOCOL`.
+//! (`grpc.rs`, with the `grpc` feature), chosen by the builder or
+//! `OTEL_EXPORTER_OTLP_*PROTOCOL`.
 //!
 //! One OTLP/HTTP export, retried as the OTLP specification says: with
 //! exponential backoff and jitter on 429, 502, 503, 504, connection errors and
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use beluga_http_client::http::header::{self, HeaderName, HeaderValue};
 use beluga_http_client::http::StatusCode;
-use beluga_http_client::{retry_after, Endpoint, HttpClient, Outcome, RetryError, RetryPolicy};
+use beluga_http_client::{retry_after, Endpoint, HttpClient, Outcome, RetryPolicy};
 use bytes::Bytes;
 use http_body_util::Full;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
@@ -20,11 +21,13 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use prost::Message;
 use tokio::time::Instant;
 
+use crate::delivery::{export_error, Delivered};
 use crate::ExportError;
 
 /// The export's way to the collector.
 pub(crate) enum Transport {
     Http(HttpTransport),
+    #[cfg(feature = "grpc")]
     Grpc(crate::grpc::GrpcTransport),
 }
 
@@ -38,6 +41,7 @@ impl Transport {
     ) -> Result<Delivered, ExportError> {
         match self {
             Transport::Http(http) => http.send(request, deadline).await,
+            #[cfg(feature = "grpc")]
             Transport::Grpc(grpc) => grpc.send(request, deadline).await,
         }
     }
@@ -50,21 +54,6 @@ pub(crate) struct HttpTransport {
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) gzip: bool,
     pub(crate) retry: RetryPolicy,
-}
-
-/// What the retry loop's verdict means for an export, over either transport.
-pub(crate) fn export_error(error: RetryError<ExportError>) -> ExportError {
-    match error {
-        RetryError::Fatal { error, .. } => error,
-        RetryError::GaveUp { attempts, last } => ExportError::Unreachable { attempts, last },
-        RetryError::DeadlineExceeded { attempts, .. } => ExportError::DeadlineExceeded { attempts },
-    }
-}
-
-/// What the collector said about a delivered request.
-pub(crate) struct Delivered {
-    pub(crate) rejected_data_points: i64,
-    pub(crate) message: String,
 }
 
 impl HttpTransport {

@@ -1,5 +1,6 @@
 //! OTLP over gRPC against a real gRPC receiver written with the Python
 //! `grpcio` and `opentelemetry-proto` packages, faults included.
+#![cfg(feature = "grpc")]
 
 mod common;
 

@@ -22,6 +22,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `push-gateway` | on | [`PushGateway`]: pushes to a Prometheus Pushgateway |
+//! | `remote-write` | on | [`RemoteWriteBuilder`]: Prometheus remote write (prost, snap) |
+//!
+//! The `/metrics` endpoint is always there; with
+//! `default-features = false` it is all this crate builds (no HTTP client,
+//! no protobuf crate, no snappy).
+//!
 //! ## Behaviour
 //!
 //! * `GET`/`HEAD` on the metrics path (default `/metrics`): the exposition in
@@ -77,7 +88,9 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+#[cfg(feature = "push-gateway")]
 mod push;
+#[cfg(feature = "remote-write")]
 mod remote_write;
 mod self_metrics;
 mod server;
@@ -92,7 +105,9 @@ use beluga_metrics::{Registry, RegistryError};
 use tokio::sync::{watch, Semaphore};
 
 pub use auth::Auth;
+#[cfg(feature = "push-gateway")]
 pub use push::{PeriodicPush, PushError, PushGateway, PushGatewayBuilder};
+#[cfg(feature = "remote-write")]
 pub use remote_write::{
     RemoteWriteBuilder, RemoteWriteError, RemoteWriter, DEFAULT_MAX_SAMPLES_PER_REQUEST,
     REMOTE_WRITE_SAMPLES_METRIC,

@@ -1,4 +1,5 @@
 //! Push mode against a real Pushgateway, then into a real Prometheus.
+#![cfg(feature = "push-gateway")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The Pushgateway client against hostile or broken gateways: endless
 //! answers, a gateway that hangs at shutdown, credentials in `Debug`, and
 //! `push_blocking` called from inside a runtime.
+#![cfg(feature = "push-gateway")]
 
 mod common;
 
@@ -217,6 +218,7 @@ fn retry_after_from_the_gateway_is_bounded_both_ways() {
 
 /// A secret in a URL's query (`?token=…`) or fragment is never printed:
 /// the URL is refused, and the error and `Debug` show `***` in its place.
+#[cfg(feature = "remote-write")]
 #[test]
 fn secrets_in_a_url_query_are_never_printed() {
     use beluga_exporter_prometheus::{RemoteWriteBuilder, RemoteWriteError};

@@ -2,6 +2,7 @@
 //! `--web.enable-remote-write-receiver`: the stored totals equal the
 //! process's, also across a receiver restart mid-run, and what the queue
 //! had to drop is counted.
+#![cfg(feature = "remote-write")]
 
 mod common;
 
