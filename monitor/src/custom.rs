@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use parking_lot::RwLock;
 
 use crate::error::MonitorError;
-use crate::recorders::AgentMetrics;
 use beluga_metrics::{Buckets, Counter, Family, Histogram, Metric, Opts, Registry};
 
 /// Label values given by name, for the custom-metric API: a slice or array
@@ -78,90 +77,45 @@ impl CustomMetrics {
     }
 }
 
-impl AgentMetrics {
-    /// Registers a custom counter. Registering the same definition again is
-    /// fine; another definition under the same name is an error.
-    ///
-    /// ```
-    /// # use beluga_monitor::Monitor;
-    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
-    /// let m = monitor.metrics();
-    /// m.register_custom_counter("agent_handoffs_total", "Handoffs between agents.", &["from", "to"])?;
-    /// m.record_custom_counter("agent_handoffs_total", 1, &[("from", "planner"), ("to", "coder")])?;
-    /// # Ok::<(), beluga_monitor::MonitorError>(())
-    /// ```
-    pub fn register_custom_counter(
+impl CustomMetrics {
+    pub(super) fn register_counter(
         &self,
         name: &str,
         help: &str,
         label_names: &[&str],
     ) -> Result<(), MonitorError> {
-        let Some(custom) = self.custom() else {
-            return Ok(());
-        };
-        let family = custom
+        let family = self
             .registry
-            .counter_family(custom.opts(name, help, label_names))?;
-        custom
-            .by_name
+            .counter_family(self.opts(name, help, label_names))?;
+        self.by_name
             .write()
             .insert(name.to_string(), Custom::Counter(family));
         Ok(())
     }
 
-    /// Registers a custom histogram with these buckets.
-    ///
-    /// ```
-    /// # use beluga_monitor::Monitor;
-    /// # use beluga_metrics::Buckets;
-    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
-    /// let m = monitor.metrics();
-    /// m.register_custom_histogram("agent_plan_steps", "Steps per plan.", &["agent"], Buckets::linear(1.0, 1.0, 10))?;
-    /// let labels = std::collections::HashMap::from([("agent", "coder")]);
-    /// m.record_custom_histogram("agent_plan_steps", 4.0, &labels)?;
-    /// # Ok::<(), beluga_monitor::MonitorError>(())
-    /// ```
-    pub fn register_custom_histogram(
+    pub(super) fn register_histogram(
         &self,
         name: &str,
         help: &str,
         label_names: &[&str],
         buckets: Buckets,
     ) -> Result<(), MonitorError> {
-        let Some(custom) = self.custom() else {
-            return Ok(());
-        };
-        let family = custom
+        let family = self
             .registry
-            .histogram_family(custom.opts(name, help, label_names), buckets)?;
-        custom
-            .by_name
+            .histogram_family(self.opts(name, help, label_names), buckets)?;
+        self.by_name
             .write()
             .insert(name.to_string(), Custom::Histogram(family));
         Ok(())
     }
 
-    /// Adds `value` to a registered custom counter. An unregistered name is
-    /// [`MonitorError::NotRegistered`]; labels that do not match the
-    /// registered names are a [`MonitorError::Label`].
-    ///
-    /// ```
-    /// # use beluga_monitor::{Monitor, MonitorError};
-    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
-    /// let err = monitor.metrics().record_custom_counter("never_registered_total", 1, &[]).unwrap_err();
-    /// assert!(matches!(err, MonitorError::NotRegistered { .. }));
-    /// # Ok::<(), MonitorError>(())
-    /// ```
-    pub fn record_custom_counter<L: CustomLabels + ?Sized>(
+    pub(super) fn record_counter<L: CustomLabels + ?Sized>(
         &self,
         name: &str,
         value: u64,
         labels: &L,
     ) -> Result<(), MonitorError> {
-        let Some(custom) = self.custom() else {
-            return Ok(());
-        };
-        match custom.get(name)? {
+        match self.get(name)? {
             Custom::Counter(family) => record(&family, labels, |c| c.add(value)),
             Custom::Histogram(_) => Err(MonitorError::WrongKind {
                 name: name.into(),
@@ -170,28 +124,13 @@ impl AgentMetrics {
         }
     }
 
-    /// Records `value` into a registered custom histogram (errors as for
-    /// [`record_custom_counter`](Self::record_custom_counter)).
-    ///
-    /// ```
-    /// # use beluga_monitor::Monitor;
-    /// # use beluga_metrics::Buckets;
-    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
-    /// let m = monitor.metrics();
-    /// m.register_custom_histogram("retrieval_documents", "Documents per retrieval.", &[], Buckets::exponential(1.0, 2.0, 8))?;
-    /// m.record_custom_histogram("retrieval_documents", 12.0, &[])?;
-    /// # Ok::<(), beluga_monitor::MonitorError>(())
-    /// ```
-    pub fn record_custom_histogram<L: CustomLabels + ?Sized>(
+    pub(super) fn record_histogram<L: CustomLabels + ?Sized>(
         &self,
         name: &str,
         value: f64,
         labels: &L,
     ) -> Result<(), MonitorError> {
-        let Some(custom) = self.custom() else {
-            return Ok(());
-        };
-        match custom.get(name)? {
+        match self.get(name)? {
             Custom::Histogram(family) => record(&family, labels, |h| h.record(value)),
             Custom::Counter(_) => Err(MonitorError::WrongKind {
                 name: name.into(),

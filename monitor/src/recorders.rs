@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::custom::CustomMetrics;
+use crate::custom::{CustomLabels, CustomMetrics};
 use crate::error::MonitorError;
 use beluga_metrics::{
     Buckets, Counter, Exemplar, Family, FloatCounter, Gauge, Histogram, Opts, Registry, Unit,
@@ -844,6 +844,104 @@ impl std::fmt::Debug for AgentMetrics {
         f.debug_struct("AgentMetrics")
             .field("enabled", &self.is_enabled())
             .finish()
+    }
+}
+
+// Custom metrics, by name: the API over `CustomMetrics`.
+impl AgentMetrics {
+    /// Registers a custom counter. Registering the same definition again is
+    /// fine; another definition under the same name is an error.
+    ///
+    /// ```
+    /// # use beluga_monitor::Monitor;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let m = monitor.metrics();
+    /// m.register_custom_counter("agent_handoffs_total", "Handoffs between agents.", &["from", "to"])?;
+    /// m.record_custom_counter("agent_handoffs_total", 1, &[("from", "planner"), ("to", "coder")])?;
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
+    /// ```
+    pub fn register_custom_counter(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+    ) -> Result<(), MonitorError> {
+        match self.custom() {
+            Some(custom) => custom.register_counter(name, help, label_names),
+            None => Ok(()),
+        }
+    }
+
+    /// Registers a custom histogram with these buckets.
+    ///
+    /// ```
+    /// # use beluga_monitor::Monitor;
+    /// # use beluga_metrics::Buckets;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let m = monitor.metrics();
+    /// m.register_custom_histogram("agent_plan_steps", "Steps per plan.", &["agent"], Buckets::linear(1.0, 1.0, 10))?;
+    /// let labels = std::collections::HashMap::from([("agent", "coder")]);
+    /// m.record_custom_histogram("agent_plan_steps", 4.0, &labels)?;
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
+    /// ```
+    pub fn register_custom_histogram(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        buckets: Buckets,
+    ) -> Result<(), MonitorError> {
+        match self.custom() {
+            Some(custom) => custom.register_histogram(name, help, label_names, buckets),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds `value` to a registered custom counter. An unregistered name is
+    /// [`MonitorError::NotRegistered`]; labels that do not match the
+    /// registered names are a [`MonitorError::Label`].
+    ///
+    /// ```
+    /// # use beluga_monitor::{Monitor, MonitorError};
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let err = monitor.metrics().record_custom_counter("never_registered_total", 1, &[]).unwrap_err();
+    /// assert!(matches!(err, MonitorError::NotRegistered { .. }));
+    /// # Ok::<(), MonitorError>(())
+    /// ```
+    pub fn record_custom_counter<L: CustomLabels + ?Sized>(
+        &self,
+        name: &str,
+        value: u64,
+        labels: &L,
+    ) -> Result<(), MonitorError> {
+        match self.custom() {
+            Some(custom) => custom.record_counter(name, value, labels),
+            None => Ok(()),
+        }
+    }
+
+    /// Records `value` into a registered custom histogram (errors as for
+    /// [`record_custom_counter`](Self::record_custom_counter)).
+    ///
+    /// ```
+    /// # use beluga_monitor::Monitor;
+    /// # use beluga_metrics::Buckets;
+    /// # let monitor = Monitor::builder().registry(&Default::default()).build()?;
+    /// let m = monitor.metrics();
+    /// m.register_custom_histogram("retrieval_documents", "Documents per retrieval.", &[], Buckets::exponential(1.0, 2.0, 8))?;
+    /// m.record_custom_histogram("retrieval_documents", 12.0, &[])?;
+    /// # Ok::<(), beluga_monitor::MonitorError>(())
+    /// ```
+    pub fn record_custom_histogram<L: CustomLabels + ?Sized>(
+        &self,
+        name: &str,
+        value: f64,
+        labels: &L,
+    ) -> Result<(), MonitorError> {
+        match self.custom() {
+            Some(custom) => custom.record_histogram(name, value, labels),
+            None => Ok(()),
+        }
     }
 }
 
