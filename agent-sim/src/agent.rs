@@ -26,7 +26,7 @@ pub(crate) struct Stats {
     /// What the agents did: the counts the report shows as they are.
     pub totals: Totals,
     /// Timed turns (every 16th) that paid no first use (see
-    /// `beluga_metrics::first_uses_on_this_thread`): steady-state recording. Their metric operations, recording time (clock overhead
+    /// `beluga_metrics::diagnostics::first_uses_on_this_thread`): steady-state recording. Their metric operations, recording time (clock overhead
     /// removed) and per-turn times.
     pub steady_ops: u64,
     pub steady_record_ns: u64,
@@ -501,12 +501,12 @@ impl Agent {
     fn turn(&mut self) {
         let turn = self.draw();
         let timed = self.stats.totals.turns % 16 == 0;
-        let first_uses = timed.then(beluga_metrics::first_uses_on_this_thread);
+        let first_uses = timed.then(beluga_metrics::diagnostics::first_uses_on_this_thread);
         let started = timed.then(Instant::now);
         let ops = self.record(&turn);
         if let (Some(started), Some(first_uses)) = (started, first_uses) {
             let ns = (started.elapsed().as_nanos() as u64).saturating_sub(self.clock_overhead_ns);
-            if beluga_metrics::first_uses_on_this_thread() == first_uses {
+            if beluga_metrics::diagnostics::first_uses_on_this_thread() == first_uses {
                 self.stats.steady_record_ns += ns;
                 self.stats.steady_ops += ops;
                 self.stats.steady_turns.record(ns);

@@ -92,7 +92,14 @@ impl fmt::Display for ScenarioError {
     }
 }
 
-impl std::error::Error for ScenarioError {}
+impl std::error::Error for ScenarioError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ScenarioError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 impl Scenario {
     pub(crate) fn default_scenario() -> Scenario {

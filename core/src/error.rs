@@ -34,7 +34,7 @@ pub enum RegistryError {
         /// The metric being registered.
         metric: String,
         /// What is wrong with them.
-        reason: &'static str,
+        reason: BucketsError,
     },
     /// The name is registered already with a different type, help, unit,
     /// label names or buckets.
@@ -70,6 +70,42 @@ pub enum RegistryError {
         limit: usize,
     },
 }
+
+/// Why histogram bucket boundaries are unusable ([`Buckets::check`](crate::Buckets::check)).
+///
+/// ```
+/// use beluga_metrics::{Buckets, BucketsError};
+/// assert_eq!(Buckets::new([1.0, 0.1]).check(), Err(BucketsError::NotIncreasing));
+/// assert_eq!(BucketsError::NotIncreasing.to_string(), "boundaries are not strictly increasing");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BucketsError {
+    /// More than 255 boundaries.
+    TooMany,
+    /// A boundary is NaN or infinite (the `+Inf` bucket is added for you).
+    NotFinite,
+    /// The boundaries are not in strictly increasing order.
+    NotIncreasing,
+    /// A boundary is larger in magnitude than 1e300.
+    TooLarge,
+    /// The largest boundary is positive but smaller than 1e-290.
+    TopTooSmall,
+}
+
+impl fmt::Display for BucketsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BucketsError::TooMany => "more than 255 boundaries",
+            BucketsError::NotFinite => "a boundary is NaN or infinite",
+            BucketsError::NotIncreasing => "boundaries are not strictly increasing",
+            BucketsError::TooLarge => "a boundary is larger in magnitude than 1e300",
+            BucketsError::TopTooSmall => "the largest boundary is positive but smaller than 1e-290",
+        })
+    }
+}
+
+impl std::error::Error for BucketsError {}
 
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,7 +165,14 @@ impl fmt::Display for RegistryError {
     }
 }
 
-impl std::error::Error for RegistryError {}
+impl std::error::Error for RegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RegistryError::InvalidBuckets { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
 
 /// Why a set of label values could not be resolved to a series.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,24 +16,7 @@ pub(crate) fn note() {
     let _ = FIRST_USES.try_with(|n| n.set(n.get() + 1));
 }
 
-/// How many first uses the calling thread has paid for so far, in any
-/// registry: creating a series (a label set's first lookup), taking a
-/// thread slot (its first record), allocating its part of a histogram
-/// series or a new octave of it. Every other record is steady-state. Read
-/// it around a block of recording to tell the two apart, as agent-sim's
-/// report does.
-///
-/// ```
-/// use beluga_metrics::{first_uses_on_this_thread, Opts, Registry};
-/// let family = Registry::new().counter_family(Opts::new("calls", "Calls.").labels(["model"]))?;
-/// family.with(&["gpt-4o"], |c| c.inc())?; // creates the series
-/// let before = first_uses_on_this_thread();
-/// family.with(&["gpt-4o"], |c| c.inc())?;
-/// assert_eq!(first_uses_on_this_thread(), before, "steady state");
-/// family.with(&["claude"], |c| c.inc())?;
-/// assert!(first_uses_on_this_thread() > before, "a new label set");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn first_uses_on_this_thread() -> u64 {
+/// See [`diagnostics::first_uses_on_this_thread`](crate::diagnostics::first_uses_on_this_thread).
+pub(crate) fn first_uses_on_this_thread() -> u64 {
     FIRST_USES.try_with(Cell::get).unwrap_or(0)
 }

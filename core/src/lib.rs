@@ -77,6 +77,7 @@ mod series;
 mod series_index;
 mod series_table;
 // 3. handles, and the families that resolve label values to them
+pub mod diagnostics;
 mod erased_family;
 mod family;
 mod handles;
@@ -89,10 +90,9 @@ mod visit;
 
 pub use desc::{Descriptor, MetricType, Opts, Unit};
 pub use encoding::{Encoder, Exposition, Format, DEFAULT_NATIVE_SCHEMA};
-pub use error::{LabelError, RegistryError, ValueError};
+pub use error::{BucketsError, LabelError, RegistryError, ValueError};
 pub use exemplar::{Exemplar, ExemplarError, ExemplarValue, MAX_EXEMPLAR_LABEL_CHARS};
 pub use family::{Family, DEFAULT_CARDINALITY_LIMIT};
-pub use first_use::first_uses_on_this_thread;
 pub use handles::{Counter, FloatCounter, Gauge, Histogram, HistogramTimer, Metric};
 pub use histogram::{Buckets, ExponentialBuckets, ExponentialScale, HistogramValue, Quantiles};
 pub use name::{MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES, OVERFLOW_LABEL};
@@ -101,16 +101,3 @@ pub use registry::{
 };
 pub use sample::{Labels, Value};
 pub use visit::Visitor;
-
-/// Heap bytes one counter series costs on this machine, label values and
-/// exposition text not included: one 8-byte cell per shard plus the shared
-/// cell (in a striped arena chunk, see `docs/architecture.md`) and the
-/// series header.
-///
-/// ```
-/// let bytes = beluga_metrics::counter_series_bytes();
-/// assert!(bytes >= 8 * 5 && bytes < 256);
-/// ```
-pub fn counter_series_bytes() -> usize {
-    handles::counter_series_bytes()
-}

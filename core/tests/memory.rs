@@ -6,6 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Mutex;
 
+use beluga_metrics::diagnostics::histogram_bytes_per_recording_thread;
 use beluga_metrics::{Buckets, Opts, Registry, Unit};
 
 struct Counting;
@@ -79,7 +80,7 @@ fn a_recording_thread_costs_at_most_2_kib_per_histogram_series_over_three_decade
         // one page of HDR counts.
         let (_, first, _) = measure(|| h.record(values[0]));
         assert!(first > 0, "the first record allocates lazily");
-        assert_eq!(first as usize, h.bytes_per_recording_thread());
+        assert_eq!(first as usize, histogram_bytes_per_recording_thread(&h));
         // Three decades touch about ten octaves: one page each.
         let (_, rest, _) = measure(|| values.iter().for_each(|v| h.record(*v)));
         let total = first + rest;
@@ -87,7 +88,7 @@ fn a_recording_thread_costs_at_most_2_kib_per_histogram_series_over_three_decade
             total <= 2048,
             "{total} bytes for one thread's histogram over three decades"
         );
-        assert_eq!(total as usize, h.bytes_per_recording_thread());
+        assert_eq!(total as usize, histogram_bytes_per_recording_thread(&h));
         // Enough records for every count to fill and carry into the
         // series' shared wide counts (which allocates them once)...
         for _ in 0..300 {
@@ -100,7 +101,7 @@ fn a_recording_thread_costs_at_most_2_kib_per_histogram_series_over_three_decade
             }
         });
         assert_eq!((bytes, calls), (0, 0));
-        assert_eq!(h.bytes_per_recording_thread() as isize, total);
+        assert_eq!(histogram_bytes_per_recording_thread(&h) as isize, total);
         let q = h.quantiles();
         assert_eq!(q.count(), 601 * 1000 + 1);
         let median = values[500];
@@ -192,7 +193,7 @@ fn counter_series_cost_matches_the_documented_figure() {
     // the real one until the limit above was raised.
     assert_eq!(family.len(), values.len() + 1, "every value got a series");
     let per_series = bytes as usize / values.len();
-    let documented = beluga_metrics::counter_series_bytes();
+    let documented = beluga_metrics::diagnostics::counter_series_bytes();
     // What every series certainly adds on top of its cells and the series
     // itself (which holds short label values): the `Arc`'s counts, the
     // precomputed exposition text and the returned handle's slot.

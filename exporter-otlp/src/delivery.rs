@@ -16,7 +16,26 @@ pub(crate) struct Delivered {
 pub(crate) fn export_error(error: RetryError<ExportError>) -> ExportError {
     match error {
         RetryError::Fatal { error, .. } => error,
-        RetryError::GaveUp { attempts, last } => ExportError::Unreachable { attempts, last },
+        RetryError::GaveUp { attempts, last } => ExportError::Unreachable {
+            attempts,
+            last: last.into(),
+        },
         RetryError::DeadlineExceeded { attempts, .. } => ExportError::DeadlineExceeded { attempts },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_failure_is_the_errors_source() {
+        let error = export_error(RetryError::GaveUp {
+            attempts: 3,
+            last: "503 Service Unavailable".into(),
+        });
+        let source = std::error::Error::source(&error).expect("a source");
+        assert_eq!(source.to_string(), "503 Service Unavailable");
+        assert!(error.to_string().contains("after 3 attempt(s)"));
     }
 }

@@ -133,8 +133,8 @@ pub enum ExportError {
     Unreachable {
         /// Attempts made.
         attempts: u32,
-        /// The last failure.
-        last: String,
+        /// The last attempt's failure (also the error's `source()`).
+        last: AttemptError,
     },
     /// The collector refused the request with a non-retryable status.
     Rejected {
@@ -208,7 +208,49 @@ impl fmt::Display for ExportError {
     }
 }
 
-impl std::error::Error for ExportError {}
+impl std::error::Error for ExportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExportError::Registry(e) => Some(e),
+            ExportError::Unreachable { last, .. } => Some(last),
+            _ => None,
+        }
+    }
+}
+
+/// How one export attempt failed (a refused connection, a timeout, a
+/// retryable status), as the last of an [`ExportError::Unreachable`]'s
+/// attempts. Reads as the text it holds.
+///
+/// ```
+/// use beluga_exporter_otlp::AttemptError;
+/// let last = AttemptError::from("503 Service Unavailable".to_string());
+/// assert!(last.contains("503"));
+/// assert_eq!(last.to_string(), "503 Service Unavailable");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptError(String);
+
+impl From<String> for AttemptError {
+    fn from(why: String) -> AttemptError {
+        AttemptError(why)
+    }
+}
+
+impl std::ops::Deref for AttemptError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AttemptError {}
 
 type ErrorCallback = Arc<dyn Fn(&ExportError) + Send + Sync>;
 

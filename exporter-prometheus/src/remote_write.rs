@@ -117,7 +117,14 @@ impl fmt::Display for RemoteWriteError {
     }
 }
 
-impl std::error::Error for RemoteWriteError {}
+impl std::error::Error for RemoteWriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RemoteWriteError::Registry(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 // `prompb` messages (prometheus/prompb/remote.proto and types.proto), only
 // the fields remote write 1.0 senders fill.

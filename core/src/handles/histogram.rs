@@ -142,25 +142,8 @@ impl Histogram {
         out
     }
 
-    /// Heap bytes each recording thread holds for this series, on average
-    /// over the threads that recorded into it: a fixed part (exact bucket
-    /// counts, sum, minimum, maximum; about 300 bytes with 14 boundaries)
-    /// plus 128 bytes for each octave of values the thread recorded into.
-    /// Latencies spread over 1 ms - 1 s touch 11 octaves, about 1.7 KiB; the
-    /// worst case, values over the whole trackable range, is 21 octaves,
-    /// about 3 KiB. Before anything is recorded, the fixed part.
-    ///
-    /// ```
-    /// # use beluga_metrics::{Buckets, Opts, Registry};
-    /// # let h = Registry::new().histogram(Opts::new("h", "h"), Buckets::gen_ai_operation_duration()).unwrap();
-    /// h.record(0.2);
-    /// assert!(h.bytes_per_recording_thread() <= 512);
-    /// for ms in 1..=1000 {
-    ///     h.record(ms as f64 / 1000.0);
-    /// }
-    /// assert!(h.bytes_per_recording_thread() <= 2048);
-    /// ```
-    pub fn bytes_per_recording_thread(&self) -> usize {
+    /// See [`diagnostics::histogram_bytes_per_recording_thread`](crate::diagnostics::histogram_bytes_per_recording_thread).
+    pub(crate) fn bytes_per_recording_thread(&self) -> usize {
         self.series.storage.bytes_per_recording_thread()
     }
 }

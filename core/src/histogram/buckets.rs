@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::error::BucketsError;
+
 /// Upper boundaries of a histogram's classic buckets, finite and strictly
 /// increasing; the `+Inf` bucket is implicit. An observation equal to a
 /// boundary counts in that boundary's bucket (`le` means "less or equal").
@@ -133,28 +135,28 @@ impl Buckets {
     /// assert!(Buckets::new([0.1, 1.0]).check().is_ok());
     /// assert_eq!(
     ///     Buckets::new([1.0, 0.1]).check(),
-    ///     Err("boundaries are not strictly increasing")
+    ///     Err(beluga_metrics::BucketsError::NotIncreasing)
     /// );
     /// ```
-    pub fn check(&self) -> Result<(), &'static str> {
+    pub fn check(&self) -> Result<(), BucketsError> {
         if self.0.len() > 255 {
-            return Err("more than 255 boundaries");
+            return Err(BucketsError::TooMany);
         }
         if self.0.iter().any(|b| !b.is_finite()) {
-            return Err("a boundary is NaN or infinite");
+            return Err(BucketsError::NotFinite);
         }
         if self.0.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("boundaries are not strictly increasing");
+            return Err(BucketsError::NotIncreasing);
         }
         if self.0.iter().any(|b| b.abs() > MAX_BOUND) {
-            return Err("a boundary is larger in magnitude than 1e300");
+            return Err(BucketsError::TooLarge);
         }
         if self
             .0
             .last()
             .is_some_and(|&top| top > 0.0 && top < MIN_TOP_BOUND)
         {
-            return Err("the largest boundary is positive but smaller than 1e-290");
+            return Err(BucketsError::TopTooSmall);
         }
         Ok(())
     }

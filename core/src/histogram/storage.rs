@@ -277,11 +277,6 @@ impl Quantiles {
         self.merged.len()
     }
 
-    /// The merged `hdrhistogram`, in units of [`resolution`](Self::resolution).
-    pub fn hdr(&self) -> &HdrHistogram<u64> {
-        &self.merged
-    }
-
     /// The value of one HDR unit: multiply HDR values by it.
     pub fn resolution(&self) -> f64 {
         self.resolution
