@@ -30,7 +30,7 @@ pub fn first_uses_on_this_thread() -> u64 {
     crate::first_use::first_uses_on_this_thread()
 }
 
-/// Heap bytes one counter series costs on this machine, label values and
+/// Heap bytes one counter series costs on the running target, label values and
 /// exposition text not included: one 8-byte cell per shard plus the shared
 /// cell (in a striped arena chunk, see `docs/architecture.md`) and the
 /// series header.

@@ -17,11 +17,10 @@ use crate::label_values::LabelValues;
 /// storage types keep what a record reads at their start, right after
 /// them: a 2-label counter lookup through the index reads one or two
 /// adjacent lines of its series and follows no pointer to its values.
-/// Aligning the series to 64 bytes would make that always one line, but
-/// with the aligned allocations (glibc's `memalign`) a histogram record
-/// right after the caches were flushed took 25 % longer, though a cache
-/// simulator counted fewer lines: most likely where the allocator put the
-/// small allocations around them, not measured (`docs/benchmarks.md`).
+/// The series is not aligned to 64 bytes, which would make that always one
+/// line: aligned allocations (glibc's `memalign`) made a histogram record
+/// right after the caches were flushed slower in `peers/cold_turn`, though
+/// a cache simulator counted fewer lines (docs/design-notes.md).
 #[repr(C)]
 pub struct Series<S> {
     /// The label values, in the family's label order.

@@ -250,8 +250,8 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
     /// entry's values. Only a tag that matched another label set's (the
     /// tag keeps 15 bits of the hash) continues out of line: so a label set
     /// displaced from its first entry costs one more step of the scan, not
-    /// a call (a version that called out after the first entry made such a
-    /// hot loop 2 ns slower, in one process in five).
+    /// a call, which a hot loop over such label sets would pay on every
+    /// lookup (docs/design-notes.md).
     #[inline(always)]
     pub(crate) fn find<V: AsRef<str>>(&self, hash: u64, values: &[V]) -> Option<*const Series<S>> {
         let entries = self.entries();

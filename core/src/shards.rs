@@ -32,7 +32,7 @@
 //!
 //! A counter keeps a pointer to its stripe-0 cell and the stripe stride, so
 //! an add is one multiply-add away from its cell with no load from the
-//! chunk (0.88 -> 0.64 ns per increment in `benches/benches/core.rs`); the
+//! chunk (`counter_inc` in `benches/benches/core.rs` measures it); the
 //! `Arc` it also holds keeps the chunk alive for as long as the pointer.
 //!
 //! The same cells hold either `u64` counts or `f64` bit patterns; the metric

@@ -3,10 +3,10 @@
 //! A lookup reads its thread's gate and flags (see
 //! [`lookup_gate`](crate::lookup_gate) and `lookup_cache`), and the record
 //! that follows reads the thread's slot (see
-//! [`thread_slot`](crate::thread_slot)). As two thread-locals they sat
-//! where the linker put them (320 bytes apart in the benchmarks): two
-//! cache lines to load for an agent's record made after its caches were
-//! flushed, where one will do.
+//! [`thread_slot`](crate::thread_slot)). As two thread-locals they would sit
+//! where the linker puts them, usually lines apart: two cache lines to
+//! load for an agent's record made after its caches were flushed, where
+//! one will do.
 //! So they share one value, aligned to a cache line, with no destructor (a
 //! thread-local with one is read through a state flag first, and this one
 //! must stay readable while the thread's other destructors run).

@@ -207,7 +207,7 @@ impl Sealed for FloatCounter {
     }
 }
 
-/// Heap bytes one counter series costs on this machine (cells and header).
+/// Heap bytes one counter series costs on the running target (cells and header).
 pub(crate) fn counter_series_bytes() -> usize {
     Shards::bytes_per_counter() + std::mem::size_of::<Series<Shards>>()
 }

@@ -43,7 +43,7 @@ impl std::ops::Deref for GaugeCell {
 /// ```
 /// use beluga_metrics::{Opts, Registry};
 /// let registry = Registry::new();
-/// let active = registry.gauge(Opts::new("agent_active_sessions", "Open sessions."))?;
+/// let active = registry.gauge(Opts::new("agent_active_conversations", "Open conversations."))?;
 /// active.inc();
 /// active.inc();
 /// active.dec();

@@ -57,7 +57,8 @@ impl BucketIndex {
         // (`clamp` passes NaN through): negatives to 0, huge values and
         // infinities to the last unit. Then the conversion needs no
         // saturation: one instruction, where `as` adds five that check for
-        // NaN and overflow; `histogram_record/1_thread` 4.5 -> 3.9-4.1 ns.
+        // NaN and overflow, on every record (`peers/histogram_record`
+        // measures it).
         let units = value * self.inv_resolution;
         let units = if units > 0.0 { units } else { 0.0 };
         let highest = self.highest_unit;

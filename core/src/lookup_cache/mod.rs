@@ -20,11 +20,11 @@
 //! values and checks the family's removal version; a miss reads the table
 //! and caches what it finds.
 //!
-//! The cache came first, with the index behind it for the lookups that
-//! missed it; reading the index first made a lookup over thousands of
-//! label sets about 40 % faster (no cache scan, no miss path; 342 -> 212
-//! instructions) and left a hot loop's as it was (211 instructions), see
-//! `docs/benchmarks.md`.
+//! The index is read first, the cache only where the index cannot be: a
+//! lookup over thousands of label sets then scans no cache and takes no
+//! miss path, and a hot loop runs as many instructions as through the
+//! cache (`peers/high_cardinality` and `peers/label_lookup_inc` measure
+//! both; docs/design-notes.md has the comparison).
 //!
 //! # Protocol
 //!
@@ -459,9 +459,10 @@ pub(crate) fn with_series<S: Send + Sync + 'static, V: AsRef<str>, R>(
 /// indexes): its sets, then the family's table. The cache's address (a
 /// load of the thread's control block, see [`Held`]) is computed here
 /// only, and the thread's words are read by address only in the
-/// out-of-line miss path, so the index path computes neither. Inline: out
-/// of line (a call, the closures passed through memory) a hit took 9.4 -
-/// 9.6 ns instead of 7.8 - 7.9 on this machine.
+/// out-of-line miss path, so the index path computes neither. Inline,
+/// because out of line a hit pays a call and passes the closures through
+/// memory: about a fifth slower in `peers/label_lookup_inc` built without
+/// the barrier (docs/design-notes.md).
 ///
 /// # Safety
 ///
