@@ -2,53 +2,23 @@
 //! cost at the defaults, bounded memory under a label flood, and no
 //! allocation on recording paths or on label-lookup hits.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Mutex;
 
 use beluga_metrics::diagnostics::histogram_bytes_per_recording_thread;
 use beluga_metrics::{Buckets, Opts, Registry, Unit};
 
-struct Counting;
-
-thread_local! {
-    /// Bytes and allocation calls made by this thread (net of frees).
-    static LIVE: Cell<(isize, usize)> = const { Cell::new((0, 0)) };
-}
-
-// SAFETY: every method forwards to the system allocator unchanged; the
-// counters beside it are atomics and never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = LIVE.try_with(|c| {
-            let (bytes, calls) = c.get();
-            c.set((bytes + layout.size() as isize, calls + 1));
-        });
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _ = LIVE.try_with(|c| {
-            let (bytes, calls) = c.get();
-            c.set((bytes - layout.size() as isize, calls));
-        });
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: beluga_test_support::alloc::Counting = beluga_test_support::alloc::Counting;
 
 /// Tests that measure must not overlap with each other's allocations on
 /// other threads (the counters are per thread, but keep it simple).
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// What `f` gave, and the heap bytes and allocation calls the calling
+/// thread made while it ran.
 fn measure<T>(f: impl FnOnce() -> T) -> (T, isize, usize) {
-    let (bytes0, calls0) = LIVE.with(Cell::get);
-    let out = f();
-    let (bytes1, calls1) = LIVE.with(Cell::get);
-    (out, bytes1 - bytes0, calls1 - calls0)
+    let (out, bytes, calls) = beluga_test_support::alloc::on_this_thread(f);
+    (out, bytes as isize, calls as usize)
 }
 
 /// `n` values spread log-uniformly over three decades from `low`.

@@ -2,35 +2,14 @@
 //! lookup caches hold it never record again (the sweep of
 //! `core/src/lookup_gate.rs`), measured with a counting allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
 use beluga_metrics::{Buckets, Family, Histogram, Opts, Registry};
-
-struct Counting;
-
-/// Heap bytes live in the whole process.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every method forwards to the system allocator unchanged; the
-// counter beside it is an atomic and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use beluga_test_support::alloc::live_bytes;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: beluga_test_support::alloc::Counting = beluga_test_support::alloc::Counting;
 
 /// The tests measure the whole process's heap: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -79,23 +58,23 @@ fn idle_thread_after(record: impl FnOnce() + Send + 'static) -> mpsc::Sender<()>
 fn removing_series_frees_them_from_an_idle_threads_cache() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let family = family();
-    let before = LIVE.load(Relaxed);
+    let before = live_bytes();
     let recorder = family.clone();
     let idle = idle_thread_after(move || {
         record_every_series(&recorder);
     });
-    let recorded = LIVE.load(Relaxed) - before;
+    let recorded = live_bytes() - before;
     // Each series: its table entry, label values, exposition text and this
     // thread's histogram part (about 0.5 KiB for one octave of records).
     assert!(
-        recorded > (SERIES * 512) as isize,
+        recorded > (SERIES * 512) as i64,
         "{recorded} bytes for {SERIES} histogram series recorded on one thread"
     );
 
     for i in 0..SERIES {
         assert!(family.remove(&[tool(i)]).unwrap());
     }
-    let kept = LIVE.load(Relaxed) - before;
+    let kept = live_bytes() - before;
     assert!(
         // What stays is the capacity of the family's table and index (about
         // 28 KiB for 200 label sets), not series.
@@ -110,7 +89,7 @@ fn removing_series_frees_them_from_an_idle_threads_cache() {
 fn a_thread_inside_a_lookup_lets_go_when_it_leaves_it() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let family = family();
-    let before = LIVE.load(Relaxed);
+    let before = live_bytes();
     let (inside_tx, inside_rx) = mpsc::channel();
     let (removed_tx, removed_rx) = mpsc::channel::<()>();
     let (left_tx, left_rx) = mpsc::channel();
@@ -132,11 +111,11 @@ fn a_thread_inside_a_lookup_lets_go_when_it_leaves_it() {
         let _ = stop_rx.recv(); // idle from here on
     });
     inside_rx.recv().unwrap();
-    let recorded = LIVE.load(Relaxed) - before;
+    let recorded = live_bytes() - before;
     for i in 0..SERIES {
         assert!(family.remove(&[tool(i)]).unwrap());
     }
-    let while_inside = LIVE.load(Relaxed) - before;
+    let while_inside = live_bytes() - before;
     assert!(
         while_inside > recorded / 2,
         "the cache in use must not be swept under its owner \
@@ -144,7 +123,7 @@ fn a_thread_inside_a_lookup_lets_go_when_it_leaves_it() {
     );
     removed_tx.send(()).unwrap();
     left_rx.recv().unwrap();
-    let kept = LIVE.load(Relaxed) - before;
+    let kept = live_bytes() - before;
     assert!(
         kept < recorded / 5,
         "{kept} of {recorded} bytes still live after the owner left its lookup"
@@ -157,7 +136,7 @@ fn a_thread_inside_a_lookup_lets_go_when_it_leaves_it() {
 fn a_removal_from_inside_a_lookup_is_swept_when_the_lookup_ends() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let family = family();
-    let before = LIVE.load(Relaxed);
+    let before = live_bytes();
     let recorder = family.clone();
     let idle = idle_thread_after(move || {
         record_every_series(&recorder);
@@ -172,7 +151,7 @@ fn a_removal_from_inside_a_lookup_is_swept_when_the_lookup_ends() {
             })
             .unwrap();
     });
-    let kept = LIVE.load(Relaxed) - before;
+    let kept = live_bytes() - before;
     // What stays: the family's one remaining series ("kept"), its
     // per-thread histogram and the table's capacity; the 200 removed series
     // held about 170 KiB.

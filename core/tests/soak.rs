@@ -7,38 +7,15 @@
 //! --test soak -- --nocapture`) prints the heap curve recorded in
 //! `docs/benchmarks.md`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use beluga_metrics::{Format, Opts, Registry};
-
-struct Counting;
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every method forwards to the system allocator unchanged; the
-// counter beside it is an atomic and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use beluga_test_support::alloc::live_bytes;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: beluga_test_support::alloc::Counting = beluga_test_support::alloc::Counting;
 
 const THREADS: u64 = 4;
 /// Tenants each thread serves at once.
@@ -161,7 +138,7 @@ fn samples_push(
     into.push((
         start.elapsed().as_secs_f64(),
         started.load(Relaxed),
-        LIVE.load(Relaxed),
+        live_bytes(),
         family.len(),
     ));
 }

@@ -5,46 +5,17 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::Duration;
 
 use beluga_exporter_prometheus::PrometheusExporter;
 use beluga_metrics::{Format, Opts, Registry};
+use beluga_test_support::alloc::{live_bytes, peak_bytes, reset_peak};
 use common::{big_registry, get, poll, request};
 
-struct Counting;
-static LIVE: AtomicI64 = AtomicI64::new(0);
-static PEAK: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every method forwards to the system allocator unchanged; the
-// counters beside it are atomics and never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size() as i64, Relaxed) + layout.size() as i64;
-        PEAK.fetch_max(live, Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let live = LIVE.fetch_add(new_size as i64 - layout.size() as i64, Relaxed)
-            + new_size as i64
-            - layout.size() as i64;
-        PEAK.fetch_max(live, Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: beluga_test_support::alloc::Counting = beluga_test_support::alloc::Counting;
 
 /// Serialises the tests of this file: the peak-memory test must not see
 /// another test's allocations.
@@ -71,10 +42,10 @@ fn encodes_that_outlive_the_response_timeout_keep_their_slot() {
     };
     // What one whole scrape costs at its peak, the client's copy included.
     let normal = builder().serve_in_thread().unwrap();
-    let base = LIVE.load(Relaxed);
-    PEAK.store(base, Relaxed);
+    let base = live_bytes();
+    reset_peak();
     assert_eq!(get(normal.local_addr(), "/metrics", &[]).status, 200);
-    let one = PEAK.load(Relaxed) - base;
+    let one = peak_bytes() - base;
     assert!(one > 1 << 20, "one scrape peaked at only {one} bytes");
     normal.shutdown();
 
@@ -87,8 +58,8 @@ fn encodes_that_outlive_the_response_timeout_keep_their_slot() {
         .serve_in_thread()
         .unwrap();
     let addr = impatient.local_addr();
-    let base = LIVE.load(Relaxed);
-    PEAK.store(base, Relaxed);
+    let base = live_bytes();
+    reset_peak();
     std::thread::scope(|s| {
         for _ in 0..30 {
             s.spawn(move || assert_eq!(get(addr, "/metrics", &[]).status, 503));
@@ -97,7 +68,7 @@ fn encodes_that_outlive_the_response_timeout_keep_their_slot() {
     // The slot is handed out in order, so when this one gets it every
     // earlier encode has ended.
     assert_eq!(get(addr, "/metrics", &[]).status, 503);
-    let all = PEAK.load(Relaxed) - base;
+    let all = peak_bytes() - base;
     assert!(
         all < one,
         "31 timed-out scrapes peaked at {all} bytes, one whole scrape at {one}: \
@@ -254,8 +225,8 @@ fn clients_that_never_read_hold_at_most_the_unsent_budget() {
     let addr = exporter.local_addr();
     let body = get(addr, "/metrics", &[]).body.len() as i64;
     assert!(body > 4 << 20, "a body of {body} bytes");
-    let base = LIVE.load(Relaxed);
-    PEAK.store(base, Relaxed);
+    let base = live_bytes();
+    reset_peak();
     let served_before = scrapes(&r);
 
     let attackers: Vec<TcpStream> = (0..100)
@@ -281,7 +252,7 @@ fn clients_that_never_read_hold_at_most_the_unsent_budget() {
     let refused = errors(&r, "unsent_bytes");
     assert!(refused > 0, "nothing refused");
     assert!(highest <= budget as f64, "{highest} bytes held");
-    let grown = PEAK.load(Relaxed) - base;
+    let grown = peak_bytes() - base;
     // The budget, the one encoder's buffer (grown by doubling) and the
     // copy it hands over, and slack. Unbounded, 100 bodies would be held.
     let encoder = 2 * (body as u64).next_power_of_two() as i64 + body;
