@@ -6,7 +6,7 @@ mod common;
 use beluga_metrics::{
     Buckets, Format, LabelError, Opts, Registry, RegistryError, Unit, ValueError,
 };
-use common::promtool_check;
+use beluga_test_support::promtool_check;
 
 #[test]
 fn invalid_metric_names_are_refused() {

@@ -4,7 +4,8 @@
 mod common;
 
 use beluga_metrics::{Buckets, Format, Opts, Registry, Unit};
-use common::{parse_sample, promtool_check, samples, unescape_help};
+use beluga_test_support::promtool_check;
+use common::{parse_sample, samples, unescape_help};
 
 /// A registry holding every kind, with awkward label values.
 fn every_kind() -> Registry {

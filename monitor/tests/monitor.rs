@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use beluga_metrics::{Buckets, Format, LabelError, Opts, Registry, RegistryError};
 use beluga_monitor::{ErrorKind, LlmCall, Monitor, MonitorError, SafetyVerdict};
-use common::promtool_check;
+use beluga_test_support::promtool_check;
 
 fn monitor() -> (Registry, Monitor) {
     let registry = Registry::new();

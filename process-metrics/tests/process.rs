@@ -117,7 +117,7 @@ fn process_metrics_follow_the_process() {
     };
     assert!(after - cpu >= 0.2, "{cpu} -> {after}");
 
-    let report = common::promtool_check(&registry.encode(Format::PrometheusText));
+    let report = beluga_test_support::promtool_check(&registry.encode(Format::PrometheusText));
     assert!(report.trim().is_empty(), "promtool: {report}");
 }
 

@@ -31,9 +31,11 @@
 pub mod alloc;
 
 use std::fmt;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The environment variable that makes a missing outside program a test
 /// failure instead of a skip (`scripts/test.sh` sets it).
@@ -159,4 +161,86 @@ macro_rules! require {
             }
         )+
     };
+}
+
+/// Runs `promtool check metrics` on `exposition` and returns its report
+/// (empty when promtool has nothing to say), or panics with the report and
+/// the exposition when promtool finds a problem. Without promtool (plain
+/// `cargo test` on a machine that lacks it) the check is skipped with a
+/// line saying so, and the report is empty; see [`available`].
+///
+/// ```
+/// let report = beluga_test_support::promtool_check("# HELP up Up.\n# TYPE up gauge\nup 1\n");
+/// assert!(report.trim().is_empty(), "{report}");
+/// ```
+pub fn promtool_check(exposition: &str) -> String {
+    if !available(External::Promtool) {
+        return String::new();
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(exposition.as_bytes())
+        .expect("promtool reads the exposition");
+    let out = child.wait_with_output().expect("promtool finishes");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed ({}):\n{report}\n--- exposition ---\n{exposition}",
+        out.status
+    );
+    report
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after
+/// `limit` saying what it waited for: tests wait for readiness this way,
+/// never by sleeping and hoping.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut n = 0;
+/// let three = beluga_test_support::poll("n to reach 3", Duration::from_secs(5), || {
+///     n += 1;
+///     (n == 3).then_some(n)
+/// });
+/// assert_eq!(three, 3);
+/// ```
+pub fn poll<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago. Another process can
+/// take it before the caller binds it: servers started on it must check
+/// that what answers is them.
+///
+/// ```
+/// assert_ne!(beluga_test_support::free_port(), 0);
+/// ```
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
 }

@@ -1,44 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-/// Runs `promtool check metrics` on `exposition` and returns its output, or
-/// panics with that output when promtool finds a problem. Without promtool
-/// (plain `cargo test` on a machine that lacks it) the check is skipped with
-/// a line saying so, and the output is empty.
-pub fn promtool_check(exposition: &str) -> String {
-    if !beluga_test_support::available(beluga_test_support::External::Promtool) {
-        return String::new();
-    }
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool not found: run scripts/test.sh, which installs Debian's `prometheus`");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed ({}):\n{report}\n--- exposition ---\n{exposition}",
-        out.status
-    );
-    report
-}
-
 /// A sample line parsed back from the text formats.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
