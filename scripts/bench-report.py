@@ -20,6 +20,10 @@ parser.add_argument("--chart", default="docs/img/peers-threads.svg")
 ARGS = parser.parse_args()
 ROOT = Path(ARGS.root)
 LIBS = ["beluga", "metrics", "prometheus", "prometheus-client", "otel-sdk", "otel-sdk-bound", "measured"]
+# Rows that measure the cost around the libraries (the macro call with a
+# recorder that does nothing, the router without middleware), shown but never
+# the "best peer".
+BASELINES = {"noop-recorder", "bare-router"}
 COLORS = {
     "beluga": "#0b7285", "metrics": "#e8590c", "prometheus": "#5f3dc4", "prometheus-client": "#2b8a3e",
     "otel-sdk": "#c92a2a", "otel-sdk-bound": "#f08c00", "measured": "#495057",
@@ -74,7 +78,7 @@ def table(rows, operation):
     out = ["| " + operation + " | " + " | ".join(libs) + " | beluga vs best peer |", "|---" * (len(libs) + 2) + "|"]
     for v in variants:
         row = rows[(operation, v)]
-        peers = {k: x for k, x in row.items() if k != "beluga"}
+        peers = {k: x for k, x in row.items() if k != "beluga" and k not in BASELINES}
         best = min(peers.values()) if peers else None
         cells = []
         for lib in libs:

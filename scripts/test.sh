@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need when it
-# is missing, then runs every check CI runs. About 15 minutes on 2 cores once
-# built, 25 from a cold build.
+# is missing, then runs every check CI runs. About 15 minutes on 2 cores
+# from a fresh clone, build included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,9 @@ export BELUGA_REQUIRE_EXTERNAL=1
 
 say "core layers (imports point down; scripts/check-layers.py --graph shows them)"
 python3 scripts/check-layers.py
+
+say "docs and sources read as a reference (no session talk, machine-local timings or commit hashes)"
+python3 scripts/check-docs.py
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
