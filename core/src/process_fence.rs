@@ -93,6 +93,7 @@ mod tests {
     /// this fails, the sandbox refuses `membarrier` and removed series are
     /// freed only when each thread records again (see `lookup_cache`).
     #[test]
+    #[cfg_attr(miri, ignore = "not a lock-free protocol; too slow under Miri")]
     fn the_process_wide_barrier_is_available_here() {
         assert!(super::heavy());
         assert!(super::heavy(), "the second call uses the registration");

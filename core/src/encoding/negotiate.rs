@@ -69,6 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "not a lock-free protocol; too slow under Miri")]
     fn q_values_decide() {
         let om_low = "application/openmetrics-text;q=0.2, text/plain;version=0.0.4;q=0.9";
         assert_eq!(from_accept(Some(om_low)), Format::PrometheusText);
@@ -94,6 +95,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "not a lock-free protocol; too slow under Miri")]
     fn protobuf_needs_its_proto_and_delimited_encoding() {
         let full = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
         assert_eq!(exposition_from_accept(Some(full)), Exposition::Protobuf);
