@@ -894,9 +894,3 @@ impl Drop for OtlpExporter {
         self.task.abort();
     }
 }
-
-/// `docs/tutorial.md`, compiled (and, unless marked `no_run`, run) as
-/// doctests so it cannot drift from the code.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/tutorial.md")]
-pub struct TutorialDoctests;

@@ -618,10 +618,3 @@ impl ExporterThread {
         let _ = self.thread.join();
     }
 }
-
-/// The README's examples, compiled (and, unless marked `no_run`, run) as
-/// doctests so they cannot rot. They live here because this crate depends
-/// on everything they use.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
