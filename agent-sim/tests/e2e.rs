@@ -9,10 +9,8 @@
     allow(unused_imports, dead_code)
 )]
 
-// The OTLP receiver fixture; it brings the Prometheus/process helpers along.
-#[path = "../../exporter-otlp/tests/common/mod.rs"]
-mod otlp;
-use otlp::shared as prom;
+use beluga_test_support::otlp;
+use beluga_test_support::servers as prom;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};

@@ -1,8 +1,6 @@
 //! One test per class of bad input: each gets its typed error (or its
 //! documented outcome) and nothing already recorded is lost.
 
-mod common;
-
 use beluga_metrics::{
     Buckets, Format, LabelError, Opts, Registry, RegistryError, Unit, ValueError,
 };

@@ -1,10 +1,8 @@
 //! Property test: any label value and help text survives encoding in both
 //! formats, read back by an independent parser.
 
-mod common;
-
 use beluga_metrics::{Format, Opts, Registry};
-use common::{samples, unescape_help};
+use beluga_test_support::exposition::{samples, unescape_help};
 use proptest::prelude::*;
 
 /// Strings heavy in the characters escaping has to handle.

@@ -1,11 +1,9 @@
 //! Exact exposition output for every kind, in both formats, and promtool's
 //! verdict on it.
 
-mod common;
-
 use beluga_metrics::{Buckets, Format, Opts, Registry, Unit};
+use beluga_test_support::exposition::{parse_sample, samples, unescape_help};
 use beluga_test_support::promtool_check;
-use common::{parse_sample, samples, unescape_help};
 
 /// A registry holding every kind, with awkward label values.
 fn every_kind() -> Registry {

@@ -1,9 +1,6 @@
 //! The monitor API: exact exposition lines for every recording method,
 //! promtool on the result, and each bad input's error.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

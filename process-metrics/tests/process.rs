@@ -2,9 +2,6 @@
 //! when the process does, and pass promtool; the tokio collector follows a
 //! real runtime.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use beluga_metrics::{Format, Registry};

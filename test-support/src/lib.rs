@@ -29,6 +29,9 @@
 
 #[allow(unsafe_code)]
 pub mod alloc;
+pub mod exposition;
+pub mod otlp;
+pub mod servers;
 
 use std::fmt;
 use std::io::Write as _;

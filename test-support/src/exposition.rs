@@ -1,11 +1,14 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code, unreachable_pub)]
+//! Reading an exposition back, independently of the encoder's code: sample
+//! lines with their labels unescaped, and `# HELP` text unescaped.
 
 /// A sample line parsed back from the text formats.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// The sample name (`x_total`, `x_bucket`, ...).
     pub name: String,
+    /// Label names and unescaped values, in order.
     pub labels: Vec<(String, String)>,
+    /// The value as written.
     pub value: String,
 }
 
