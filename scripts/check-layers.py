@@ -3,7 +3,8 @@
 
 The layers are declared in core/src/lib.rs: a comment line `// N. what` opens
 layer N, and every `mod name;` after it belongs to that layer. A module may
-refer (`crate::other::...`) to modules of its own layer or of a lower one;
+refer (`crate::other::...`, or `use crate::{other, ...}`) to modules of its
+own layer or of a lower one;
 within one layer the references must not form a cycle. Test code (from the
 first `#[cfg(test)]`/`#[cfg(all(test...` module on) is not checked.
 
@@ -56,22 +57,29 @@ def main():
     for module in layer_of:
         for path in sources(module):
             rel = path.relative_to(ROOT.parent.parent)
-            for number, line in code_lines(path):
-                for target in re.findall(r"\bcrate::(\w+)", line):
-                    if target not in layer_of:
-                        errors.append(
-                            f"{rel}:{number}: `crate::{target}`: inside core, name items by their "
-                            "module path (crate::module::Item), not through the root re-exports"
-                        )
-                        continue
-                    if target == module:
-                        continue
-                    edges.setdefault(module, set()).add(target)
-                    if layer_of[target] > layer_of[module]:
-                        errors.append(
-                            f"{rel}:{number}: `{module}` (layer {layer_of[module]}) imports "
-                            f"`{target}` (layer {layer_of[target]}): imports must point down"
-                        )
+            lines = list(code_lines(path))
+            references = [(number, target) for number, line in lines
+                          for target in re.findall(r"\bcrate::(\w+)", line)]
+            # `use crate::{a, b::c}`, on one line or several, names a and b.
+            text = "\n".join(line for _, line in lines)
+            for group in re.finditer(r"\bcrate::\{([^}]*)\}", text, re.S):
+                number = lines[text.count("\n", 0, group.start())][0]
+                references += [(number, t) for t in re.findall(r"(?:^|,)\s*(\w+)", group.group(1))]
+            for number, target in references:
+                if target not in layer_of:
+                    errors.append(
+                        f"{rel}:{number}: `crate::{target}`: inside core, name items by their "
+                        "module path (crate::module::Item), not through the root re-exports"
+                    )
+                    continue
+                if target == module:
+                    continue
+                edges.setdefault(module, set()).add(target)
+                if layer_of[target] > layer_of[module]:
+                    errors.append(
+                        f"{rel}:{number}: `{module}` (layer {layer_of[module]}) imports "
+                        f"`{target}` (layer {layer_of[target]}): imports must point down"
+                    )
     # Cycles within a layer.
     state = {}
 
