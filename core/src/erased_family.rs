@@ -180,7 +180,7 @@ impl<M: Metric> FamilyInner<M> {
             let seen = fingerprints[&Arc::as_ptr(&series)];
             expiry.expired(hash, &series, seen);
             // Lookups that found it in the index are waited out.
-            crate::lookup_cache::retire(Box::new(series));
+            crate::reclaim::retire(Box::new(series));
         }
     }
 }

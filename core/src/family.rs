@@ -339,7 +339,7 @@ impl<M: Metric> Family<M> {
         // leaves the lookup it is in; lookups that found it in the index
         // are waited out; then the last handle frees it.
         lookup_cache::forget_removed(self.inner.id);
-        lookup_cache::retire(Box::new(series));
+        crate::reclaim::retire(Box::new(series));
         Ok(true)
     }
 

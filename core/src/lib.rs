@@ -58,9 +58,8 @@ mod error;
 mod escape;
 mod exemplar;
 mod first_use;
-mod lookup_gate;
 mod name;
-mod process_fence;
+mod reclaim;
 mod sync;
 mod thread_words;
 // 1. storage: cells written by one thread, read by all

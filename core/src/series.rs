@@ -32,7 +32,7 @@ pub struct Series<S> {
     /// histograms the labels (`a="x"`), to which `le` is appended.
     pub(crate) exposition: Box<str>,
     /// Set when the family removes the series, so that lookup caches
-    /// sweeping themselves know to let it go (see `lookup_gate`).
+    /// sweeping themselves know to let it go (see `reclaim::gate`).
     pub(crate) removed: AtomicBool,
     /// The latest exemplar per bucket (per series for counters), allocated
     /// on the first exemplar: a null pointer until then.

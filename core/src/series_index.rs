@@ -37,20 +37,20 @@
 //!   them: an entry keeps only 16 bits of its hash), publishes it with a
 //!   release store and *retires* the old one.
 //! * **Readers** run inside their thread's lookup-cache gate (see
-//!   `lookup_gate`) and load entries with acquire, which pairs with
+//!   `reclaim::gate`) and load entries with acquire, which pairs with
 //!   the store that published the entry after the series was made. Tags
 //!   are only a filter: readers compare label values, so equal hashes (or
 //!   tags) never merge two series.
 //! * **Reclamation.** A removed series and a replaced array may still be in
 //!   use by a reader that loaded them before the change. The family hands
 //!   the table's reference to a removed series, and the index hands its old
-//!   arrays, to `lookup_cache::retire`, which frees them once every thread
+//!   arrays, to `reclaim::retire`, which frees them once every thread
 //!   that might hold them has left its gate (a grace period, with the same
 //!   process-wide barrier the cache sweep uses). Readers therefore never
 //!   see freed memory and never write a reference count.
 //!
 //! Where the process-wide barrier is unavailable, lookups do not use the
-//! index (`lookup_cache::lock_free_lookups`) and take the table's read lock
+//! index (`reclaim::lock_free_lookups`) and take the table's read lock
 //! as before; the index is still kept up to date.
 
 use std::sync::Arc;
@@ -88,7 +88,7 @@ const _: () = assert!(
     "a line is eight one-word entries, nothing else"
 );
 
-/// An array that was replaced, waiting in `lookup_cache::retire`.
+/// An array that was replaced, waiting in `reclaim::retire`.
 struct Retired<S>(#[allow(dead_code)] Box<[Line<S>]>);
 
 // SAFETY: the series pointers are never dereferenced through an array by
@@ -238,7 +238,7 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
         // SAFETY: `current` always holds a pointer from `new_array`,
         // published with release; an array it no longer holds is retired
         // and freed only after every reader that could have loaded it has
-        // left its gate (`lookup_cache::retire`), and the last one is freed
+        // left its gate (`reclaim::retire`), and the last one is freed
         // in `Drop`, which needs exclusive access.
         unsafe { entries(self.current.load(Acquire)) }
     }
@@ -392,7 +392,7 @@ impl<S: Send + Sync + 'static> SeriesIndex<S> {
         // SAFETY: `old` came from `new_array` and is no longer reachable
         // from `current`; readers that loaded it before the swap are waited
         // out by `retire`.
-        crate::lookup_cache::retire(Box::new(Retired(unsafe { into_box(old) })));
+        crate::reclaim::retire(Box::new(Retired(unsafe { into_box(old) })));
     }
 
     /// Heap bytes of the current array.
@@ -531,6 +531,6 @@ mod tests {
         assert!(index.capacity() >= 2 * model.len());
         assert!(index.used.load(Relaxed) as usize >= model.len());
         // The retired arrays wait for no one here: no thread is in a lookup.
-        crate::lookup_cache::collect_garbage();
+        crate::reclaim::collect_garbage();
     }
 }

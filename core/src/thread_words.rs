@@ -1,7 +1,7 @@
 //! The thread-local words a labelled record reads, in one cache line.
 //!
 //! A lookup reads its thread's gate and flags (see
-//! [`lookup_gate`](crate::lookup_gate) and `lookup_cache`), and the record
+//! [`reclaim::gate`](crate::reclaim::gate) and `lookup_cache`), and the record
 //! that follows reads the thread's slot (see
 //! [`thread_slot`](crate::thread_slot)). As two thread-locals they would sit
 //! where the linker puts them, usually lines apart: two cache lines to
@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 
-use crate::lookup_gate::Gate;
+use crate::reclaim::gate::Gate;
 
 /// Slot value of a thread that has not recorded yet (see `thread_slot`).
 pub(crate) const UNASSIGNED: u32 = u32::MAX;
@@ -24,14 +24,14 @@ pub(crate) const UNASSIGNED: u32 = u32::MAX;
 /// What a thread's lookups and records read on every call.
 #[repr(C, align(64))]
 pub(crate) struct ThreadWords {
-    /// The lookup gate (`lookup_gate`): who may read the thread's lookup
+    /// The lookup gate (`reclaim::gate`): who may read the thread's lookup
     /// cache and when the thread is inside a lookup.
     pub(crate) gate: Gate,
     /// Whether the thread's lookup cache is in the list of caches
     /// (`lookup_cache`), after the thread's first lookup.
     pub(crate) listed: Cell<bool>,
     /// Whether the thread's lookups read families' lock-free indexes
-    /// (`lookup_cache::lock_free_lookups`), set when the cache joins the
+    /// (`reclaim::lock_free_lookups`), set when the cache joins the
     /// list.
     pub(crate) index_reads: Cell<bool>,
     /// The thread's slot (`thread_slot`), or one of its markers.

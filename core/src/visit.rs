@@ -77,7 +77,7 @@ impl Registry {
         scratch.want_exponential = visitor.exponential_buckets();
         // Removed series and replaced indexes whose grace period ended while
         // nothing was retired since are freed here, at the latest.
-        crate::lookup_cache::collect_garbage();
+        crate::reclaim::collect_garbage();
         // Snapshot the family list so registration never waits on an encode.
         let families = self.families();
         let mut overflow = Vec::new();

@@ -29,12 +29,12 @@
 //! # Protocol
 //!
 //! * A thread reads indexes only after its cache has joined the list of
-//!   caches ([`CACHES`]; its first lookup, which takes the table, joins
+//!   caches (the list of threads (`reclaim::threads`); its first lookup, which takes the table, joins
 //!   it), because grace periods wait for listed threads only; and only
 //!   inside its gate, which it holds for the whole lookup, the caller's
 //!   closure included.
 //! * What a lookup reads outside its own cache (a family's index, the series
-//!   found there) is freed only through [`retire`], which waits until every
+//!   found there) is freed only through `reclaim::retire`, which waits until every
 //!   thread that was inside a lookup has left it.
 //! * A cache entry owns one strong reference to its series
 //!   (`Arc::into_raw`), so the series outlives the entry even if the
@@ -45,7 +45,7 @@
 //!   series at once if its owner is not inside a lookup, otherwise when the
 //!   owner leaves it, so a removed series' memory goes even when the threads
 //!   that cached it never record again
-//!   ([`lookup_gate`](crate::lookup_gate) has that protocol).
+//!   ([`gate`](crate::reclaim::gate) has that protocol).
 //! * The owner holds its cache through the gate for the whole lookup,
 //!   including the caller's closure, so a nested lookup from inside the
 //!   closure cannot evict the entry in use: such nested lookups, lookups
@@ -75,14 +75,12 @@ use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
-use crate::process_fence;
 use crate::series::Series;
 
 mod set;
 
-use crate::lookup_gate::{Entry, Gate};
+use crate::reclaim::gate::{Entry, Gate};
+use crate::reclaim::{collect_garbage, fence, lock_free_lookups, threads};
 use crate::thread_words::{ThreadWords, WORDS};
 pub(crate) use set::{next_family_id, Key};
 use set::{Set, SETS, WAYS};
@@ -126,37 +124,6 @@ impl Drop for Teardown {
     }
 }
 
-/// The addresses of a live thread's words and cache, as kept in
-/// [`CACHES`], with an id no other cache ever has (an address can be
-/// reused by a later thread). Both are thread-locals of the same thread
-/// without destructors: they live until the thread's storage is freed,
-/// after [`Teardown`] has taken them out of the list.
-struct Listed {
-    words: *const ThreadWords,
-    sets: *const ThreadCache,
-    id: u64,
-}
-
-impl Listed {
-    /// The cache's gate.
-    fn gate(&self) -> &Gate {
-        // SAFETY: a listed thread's words stay alive, and listed, while the
-        // `CACHES` lock is held, which every holder of a `&Listed` does; we
-        // make a reference to its gate only, never to the whole value (its
-        // owner uses the other fields as plain `Cell`s).
-        unsafe { &(*self.words).gate }
-    }
-}
-
-// SAFETY: the pointers are only dereferenced under the `CACHES` lock, and
-// a cache leaves the list (under that lock) before its sets are released
-// and its thread-local storage freed; what a sweeper does through them is
-// governed by the gate.
-unsafe impl Send for Listed {}
-
-/// Every thread's cache that has held a series, for sweeps.
-static CACHES: Mutex<Vec<Listed>> = Mutex::new(Vec::new());
-
 impl ThreadCache {
     /// Owner, holding the gate: its sets.
     ///
@@ -180,13 +147,7 @@ impl ThreadCache {
             return false;
         }
         crate::first_use::note();
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        CACHES.lock().push(Listed {
-            words,
-            sets: self,
-            id,
-        });
+        threads::join(&words.gate, (self as *const ThreadCache).cast());
         words.listed.set(true);
         words.index_reads.set(lock_free_lookups());
         true
@@ -200,8 +161,7 @@ impl ThreadCache {
     fn tear_down(&self, words: &ThreadWords) {
         words.gate.close();
         if words.listed.get() {
-            let me: *const ThreadCache = self;
-            CACHES.lock().retain(|listed| listed.sets != me);
+            threads::leave((self as *const ThreadCache).cast());
         }
         // SAFETY: the gate is closed (as if the owner were inside a
         // lookup, for good) and the cache is out of the list, so no sweeper
@@ -275,128 +235,31 @@ impl Drop for Held {
 /// others when their owner leaves it. Called by `Family::remove` after
 /// marking the series removed.
 ///
-/// Where the process-wide barrier is unavailable (see `process_fence`) no
+/// Where the process-wide barrier is unavailable (see `reclaim::fence`) no
 /// other thread's cache is touched: each owner sweeps its own when it next
 /// leaves a lookup, so a thread that never records again keeps what it
 /// cached (at most 256 series).
 pub(crate) fn forget_removed(family: u32) {
-    let caches = CACHES.lock();
+    let caches = threads::lock();
     let asked: Vec<u64> = caches.iter().map(|l| l.gate().claim()).collect();
-    let barrier = process_fence::heavy();
+    let barrier = fence::heavy();
     for (listed, asked) in caches.iter().zip(asked) {
         let gate = listed.gate();
         if barrier && gate.owner_is_out() {
             // Only this family's ways need reading, unless an earlier sweep
             // is still owed by this cache.
             let only = (gate.done() + 1 == asked).then_some(family);
-            // SAFETY: the cache is alive (`CACHES` is locked); the owner is
-            // out and sees our claim until `unclaim` (the gate's protocol),
-            // so the sets are ours alone meanwhile.
-            let sets =
-                unsafe { &mut *UnsafeCell::raw_get(std::ptr::addr_of!((*listed.sets).sets)) };
+            let cache: *const ThreadCache = listed.cache().cast();
+            // SAFETY: every listed cache is a `ThreadCache` (only
+            // `join_list` lists one), alive while the list is locked; the
+            // owner is out and sees our claim until `unclaim` (the gate's
+            // protocol), so the sets are ours alone meanwhile.
+            let sets = unsafe { &mut *UnsafeCell::raw_get(std::ptr::addr_of!((*cache).sets)) };
             sets.iter_mut().for_each(|set| set.forget_removed(only));
             gate.sweep_done(asked);
         }
         gate.unclaim();
     }
-}
-
-/// Whether lookups may read a family's
-/// [`SeriesIndex`](crate::series_index) without a lock (instead of the
-/// per-thread cache): only where the process-wide barrier that
-/// [`retire`]'s grace periods need is available.
-#[inline]
-pub(crate) fn lock_free_lookups() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(process_fence::heavy)
-}
-
-/// Something retired, and the threads it waits for: `(cache id, ticket)`
-/// for each cache whose owner was inside a lookup when it was retired.
-struct Garbage {
-    /// Only ever dropped.
-    _item: Box<dyn Send>,
-    waiting: Vec<(u64, u64)>,
-}
-
-/// Retired items still waiting for their grace period.
-static GARBAGE: Mutex<Vec<Garbage>> = Mutex::new(Vec::new());
-
-/// Frees `item` (a removed series' last table reference, an index array
-/// that was replaced) once no thread can still be using it: at once if no
-/// thread is inside a lookup, otherwise when each thread that was has left
-/// it. Callers must have made `item` unreachable for new lookups first.
-///
-/// # Protocol
-///
-/// A reader reaches indexed memory only inside its gate (`enter` stores
-/// `in_use`, then a light fence, then it loads the index). `retire` runs
-/// after the writer unlinked `item` (a release store), issues the heavy
-/// barrier and reads every listed cache's `in_use`: as in the sweep
-/// (Dekker's argument), a reader that could have loaded `item` is seen in
-/// use, and a reader seen out cannot load it afterwards. Each cache seen in
-/// use is asked for a sweep (a ticket); the item is freed once, for each of
-/// them, the owner has performed that sweep (`done` reaches the ticket,
-/// which it does right after leaving the lookup), has been seen out after a
-/// later barrier, or has exited. The loom model in `lookup_gate.rs`
-/// checks it.
-///
-/// Without the barrier, lookups never read the index (see
-/// [`lock_free_lookups`]), so `item` is freed at once.
-pub(crate) fn retire(item: Box<dyn Send>) {
-    if !lock_free_lookups() {
-        drop(item); // no lookup reads an index: nothing can hold it
-        return;
-    }
-    let waiting: Vec<(u64, u64)> = {
-        let caches = CACHES.lock();
-        if !process_fence::heavy() {
-            // Registered once; a refusal now would be a kernel change.
-            // Keep the item rather than risk a reader.
-            caches.iter().map(|l| (l.id, l.gate().ask())).collect()
-        } else {
-            caches
-                .iter()
-                .filter(|l| !l.gate().owner_is_out())
-                .map(|l| (l.id, l.gate().ask()))
-                .collect()
-        }
-    };
-    if waiting.is_empty() {
-        drop(item);
-    } else {
-        GARBAGE.lock().push(Garbage {
-            _item: item,
-            waiting,
-        });
-    }
-    collect_garbage();
-}
-
-/// Frees what [`retire`] kept and no thread can be using any more. Called
-/// by every `retire` and by every encode.
-pub(crate) fn collect_garbage() {
-    let freed: Vec<Garbage> = {
-        let mut garbage = GARBAGE.lock();
-        if garbage.is_empty() {
-            return;
-        }
-        let caches = CACHES.lock();
-        let barrier = process_fence::heavy();
-        let done = |&(id, ticket): &(u64, u64)| match caches.iter().find(|l| l.id == id) {
-            None => true, // the thread exited
-            Some(listed) => {
-                let gate = listed.gate();
-                gate.done() >= ticket || (barrier && gate.owner_is_out())
-            }
-        };
-        let (freed, kept) = std::mem::take(&mut *garbage)
-            .into_iter()
-            .partition(|g| g.waiting.iter().all(done));
-        *garbage = kept;
-        freed
-    };
-    drop(freed);
 }
 
 /// What resolving a label set through the family's table gave.

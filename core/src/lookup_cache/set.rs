@@ -23,7 +23,7 @@ pub(super) const WAYS: usize = 4;
 /// Fewer bits than the full hash only ever cost a label comparison (a hit
 /// always compares the values). A version that wrapped around cannot
 /// revive a stale way: a way whose series was removed is let go at the
-/// latest when its owner leaves the lookup it is in (the sweep in `lookup_gate`),
+/// latest when its owner leaves the lookup it is in (the sweep in `reclaim::gate`),
 /// long before 2^32 further removals.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(C, packed(4))]

@@ -27,7 +27,7 @@
 //! backs off if claimed; it leaves with *store `in_use = false`, light
 //! fence, load `asked` and `done`*. A sweeper does *store `claimed`, bump
 //! `asked`, heavy fence, load `in_use`*, sweeps only if `in_use` was false,
-//! then clears `claimed`. The heavy fence (`process_fence::heavy`, a
+//! then clears `claimed`. The heavy fence (`fence::heavy`, a
 //! process-wide barrier) pairs with the owner's light one like two full
 //! fences would (Dekker's argument), so:
 //!
@@ -53,7 +53,7 @@
 //! The loom model at the bottom checks both properties with the two fences
 //! as `SeqCst` fences.
 
-use crate::process_fence;
+use super::fence;
 use crate::sync::{AtomicBool, AtomicU64, Ordering::*};
 
 /// The owner's and the sweepers' flags for one thread's cache.
@@ -111,7 +111,7 @@ impl Gate {
             return Entry::Nested;
         }
         self.in_use.store(true, Relaxed);
-        process_fence::light();
+        fence::light();
         if self.sweeps.load(Acquire) & CLAIMED != 0 {
             self.in_use.store(false, Relaxed);
             return Entry::Claimed;
@@ -125,7 +125,7 @@ impl Gate {
     #[inline]
     pub(crate) fn leave(&self) -> bool {
         self.in_use.store(false, Release);
-        process_fence::light();
+        fence::light();
         self.owed()
     }
 
@@ -176,7 +176,7 @@ impl Gate {
         before / ASKED_ONE + 1
     }
 
-    /// Sweeper, after [`process_fence::heavy`] returned `true`: whether the
+    /// Sweeper, after [`fence::heavy`] returned `true`: whether the
     /// owner is out, which makes the sets the sweeper's until
     /// [`Gate::unclaim`].
     pub(crate) fn owner_is_out(&self) -> bool {
@@ -240,7 +240,7 @@ mod loom_models {
 
     fn sweeper(cache: &Cache) {
         let asked = cache.gate.claim();
-        assert!(process_fence::heavy());
+        assert!(fence::heavy());
         if cache.gate.owner_is_out() {
             cache.stale_entries.with_mut(|n| unsafe { *n = 0 });
             cache.gate.sweep_done(asked);
@@ -304,12 +304,12 @@ mod loom_models {
             };
             // The writer: unlink, then `retire`.
             linked.store(false, Release);
-            assert!(process_fence::heavy());
+            assert!(fence::heavy());
             let ticket = (!cache.gate.owner_is_out()).then(|| cache.gate.ask());
             if let Some(ticket) = ticket {
                 // `collect_garbage`, until the reader is done with it.
                 loop {
-                    let barrier = process_fence::heavy();
+                    let barrier = fence::heavy();
                     if cache.gate.done() >= ticket || (barrier && cache.gate.owner_is_out()) {
                         break;
                     }
