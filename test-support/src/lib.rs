@@ -139,7 +139,12 @@ pub fn available(tool: External) -> bool {
     if std::env::var_os(REQUIRE_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
         panic!("{test} needs {tool}, which is missing ({REQUIRE_ENV} is set); run scripts/test.sh, which installs it");
     }
-    eprintln!("skipped {test}: needs {tool}; scripts/test.sh installs it");
+    // Straight to the process's stderr: the test harness captures what
+    // `eprintln!` prints in a passing test, and this line must show.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: needs {tool}; scripts/test.sh installs it"
+    );
     false
 }
 
