@@ -141,10 +141,9 @@ pub fn available(tool: External) -> bool {
     }
     // Straight to the process's stderr: the test harness captures what
     // `eprintln!` prints in a passing test, and this line must show.
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped {test}: needs {tool}; scripts/test.sh installs it"
-    );
+    // One write, so that lines of tests running in parallel never mix.
+    let line = format!("skipped {test}: needs {tool}; scripts/test.sh installs it\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
     false
 }
 
