@@ -37,5 +37,8 @@ mod tests {
         let source = std::error::Error::source(&error).expect("a source");
         assert_eq!(source.to_string(), "503 Service Unavailable");
         assert!(error.to_string().contains("after 3 attempt(s)"));
+        // What happens to the data is the caller's to say: a final export
+        // has no next one, so the error promises no retry.
+        assert!(!error.to_string().contains("retr"), "{error}");
     }
 }
