@@ -782,14 +782,26 @@ impl ColdStep {
     }
 }
 
-/// Flushes the caches by walking `buffer`, then times `step` once.
+/// What happens before each timed step: a walk over a buffer that evicts
+/// the caches, or a real sleep (an agent waiting for an LLM: the core runs
+/// other work or idles, and the caches cool down on their own).
+#[derive(Clone, Copy)]
+enum Pause<'a> {
+    Walk(&'a [u8]),
+    Sleep(std::time::Duration),
+}
+
+/// Pauses as `pause` says, then times `step` once.
 fn time_cold_step<L: Library>(
     lib: &L,
     step: ColdStep,
     (m, t): (&'static str, &'static str),
-    buffer: &[u8],
+    pause: Pause<'_>,
 ) -> u128 {
-    flush_caches(buffer);
+    match pause {
+        Pause::Walk(buffer) => flush_caches(buffer),
+        Pause::Sleep(wait) => std::thread::sleep(wait),
+    }
     let start = std::time::Instant::now();
     cold_step(lib, step, m, t);
     start.elapsed().as_nanos()
@@ -816,36 +828,44 @@ fn cold_step<L: Library>(lib: &L, step: ColdStep, m: &'static str, t: &'static s
     }
 }
 
-/// `BELUGA_COLD_ALTERNATING=<MiB>`: instead of the criterion suites, times
-/// single cold turns (and each step of one) of every library with labelled
-/// families *alternately*, library after library, turn by turn, in one
-/// process, and prints per-turn medians. The criterion `cold_turn` rows take
-/// each library's samples minutes apart and move by 15 % and more with the
-/// machine's neighbours; alternating puts every library under the same
-/// conditions, which is what comparing two versions of beluga needs.
-fn cold_alternating(mib: usize, rounds: usize) {
+/// `BELUGA_COLD_ALTERNATING=<MiB>` (a walk over that many MiB before each
+/// step) or `BELUGA_PACED_MS=<ms>` (a real sleep instead, as an agent
+/// waits for an LLM): instead of the criterion suites, times single cold
+/// turns (and each step of one) of every library with labelled families
+/// *alternately*, library after library, turn by turn, in one process, and
+/// prints per-turn medians and 90th percentiles. The criterion `cold_turn`
+/// rows take each library's samples minutes apart and move by 15 % and
+/// more with the machine's neighbours; alternating puts every library
+/// under the same conditions, which is what comparing two versions of
+/// beluga needs.
+fn cold_alternating(pause: std::time::Duration, mib: usize, rounds: usize) {
     let buffer: Vec<u8> = (0..mib << 20).map(|i| i as u8).collect();
+    let pause = if mib > 0 {
+        Pause::Walk(&buffer)
+    } else {
+        Pause::Sleep(pause)
+    };
     let sets = cold_label_sets();
     let (beluga, metrics, tikv) = (Beluga::new(), MetricsRs::new(), Tikv::new());
     let (client, otel, measured) = (PromClient::new(), Otel::new(), Measured::new());
     type Timer<'a> = Box<dyn Fn(ColdStep, (&'static str, &'static str)) -> u128 + 'a>;
-    fn timer<'a, L: Library>(lib: &'a L, buffer: &'a [u8]) -> (&'static str, Timer<'a>) {
+    fn timer<'a, L: Library>(lib: &'a L, pause: Pause<'a>) -> (&'static str, Timer<'a>) {
         for &(m, t) in cold_label_sets() {
             lib.labelled_inc(m, t);
             lib.labelled_record(m, t, COLD_VALUE);
         }
         (
             L::NAME,
-            Box::new(move |step, set| time_cold_step(lib, step, set, buffer)),
+            Box::new(move |step, set| time_cold_step(lib, step, set, pause)),
         )
     }
     let libs = [
-        timer(&beluga, &buffer),
-        timer(&metrics, &buffer),
-        timer(&tikv, &buffer),
-        timer(&client, &buffer),
-        timer(&otel, &buffer),
-        timer(&measured, &buffer),
+        timer(&beluga, pause),
+        timer(&metrics, pause),
+        timer(&tikv, pause),
+        timer(&client, pause),
+        timer(&otel, pause),
+        timer(&measured, pause),
     ];
     let mut times = vec![vec![Vec::with_capacity(rounds); ColdStep::ALL.len()]; libs.len()];
     let mut next = 0;
@@ -856,35 +876,50 @@ fn cold_alternating(mib: usize, rounds: usize) {
             times[lib][step as usize].push(time(step, sets[next]));
         }
     }
-    let medians: Vec<Vec<u128>> = times
+    // Per library and step: (median, 90th percentile).
+    let quantiles: Vec<Vec<(u128, u128)>> = times
         .into_iter()
         .map(|steps| {
             steps
                 .into_iter()
                 .map(|mut v| {
                     v.sort_unstable();
-                    v[v.len() / 2]
+                    (v[v.len() / 2], v[v.len() * 9 / 10])
                 })
                 .collect()
         })
         .collect();
-    println!("cold steps after walking {mib} MiB, median of {rounds} alternated turns, ns");
+    match pause {
+        Pause::Walk(_) => println!(
+            "cold steps after walking {mib} MiB, {rounds} alternated turns, ns (median / p90)"
+        ),
+        Pause::Sleep(wait) => {
+            println!("steps after sleeping {wait:?}, {rounds} alternated turns, ns (median / p90)")
+        }
+    }
     for step in ColdStep::ALL {
         let row: Vec<String> = libs
             .iter()
-            .zip(&medians)
-            .map(|((name, _), m)| format!("{name} {}", m[step as usize]))
+            .zip(&quantiles)
+            .map(|((name, _), q)| {
+                let (median, p90) = q[step as usize];
+                format!("{name} {median} / {p90}")
+            })
             .collect();
-        let best_peer = medians[1..]
-            .iter()
-            .map(|m| m[step as usize])
-            .min()
-            .unwrap_or(1);
+        let best = |pick: fn(&(u128, u128)) -> u128| {
+            quantiles[1..]
+                .iter()
+                .map(|q| pick(&q[step as usize]))
+                .min()
+                .unwrap_or(1) as f64
+                / pick(&quantiles[0][step as usize]).max(1) as f64
+        };
         println!(
-            "{:34} {} | beluga vs best peer {:.2}x",
+            "{:34} {} | beluga vs best peer {:.2}x median, {:.2}x p90",
             step.name(),
             row.join(", "),
-            best_peer as f64 / medians[0][step as usize] as f64
+            best(|q| q.0),
+            best(|q| q.1)
         );
     }
 }
@@ -1326,13 +1361,25 @@ fn facade(c: &mut Criterion) {
 }
 
 fn main() {
+    let rounds = || {
+        std::env::var("BELUGA_COLD_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(500)
+    };
     if let Ok(mib) = std::env::var("BELUGA_COLD_ALTERNATING") {
         match mib.parse() {
-            Ok(mib) => {
-                let rounds = std::env::var("BELUGA_COLD_ROUNDS").ok();
-                cold_alternating(mib, rounds.and_then(|r| r.parse().ok()).unwrap_or(500))
+            Ok(mib) if mib > 0 => cold_alternating(std::time::Duration::ZERO, mib, rounds()),
+            _ => eprintln!("BELUGA_COLD_ALTERNATING takes a buffer size in MiB (64 or 4)"),
+        }
+        return;
+    }
+    if let Ok(ms) = std::env::var("BELUGA_PACED_MS") {
+        match ms.parse::<u64>() {
+            Ok(ms) if (1..=10_000).contains(&ms) => {
+                cold_alternating(std::time::Duration::from_millis(ms), 0, rounds())
             }
-            Err(_) => eprintln!("BELUGA_COLD_ALTERNATING takes a buffer size in MiB (64 or 4)"),
+            _ => eprintln!("BELUGA_PACED_MS takes a sleep in milliseconds, 1 to 10000 (e.g. 10)"),
         }
         return;
     }
