@@ -1,6 +1,6 @@
 //! `Family::remove` frees a series' memory even when the threads whose
 //! lookup caches hold it never record again (the sweep of
-//! `core/src/lookup_gate.rs`), measured with a counting allocator.
+//! `core/src/reclaim/gate.rs`), measured with a counting allocator.
 
 use std::sync::mpsc;
 use std::sync::Mutex;
