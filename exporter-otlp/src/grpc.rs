@@ -179,45 +179,28 @@ impl GrpcTransport {
 mod tests {
     use super::*;
 
-    #[test]
-    fn retry_info_is_read_from_the_status_details() {
+    /// A status with `code`, carrying a `RetryInfo` of `seconds` and `nanos`.
+    fn with_retry_info(code: Code, seconds: i64, nanos: i32) -> tonic::Status {
         let info = RetryInfo {
-            retry_delay: Some(ProtoDuration {
-                seconds: 2,
-                nanos: 500_000_000,
-            }),
+            retry_delay: Some(ProtoDuration { seconds, nanos }),
         };
         let details = RpcStatus {
-            code: Code::ResourceExhausted as i32,
-            message: "slow down".into(),
+            code: code as i32,
+            message: "retry later".into(),
             details: vec![Any {
                 type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
                 value: info.encode_to_vec(),
             }],
         };
-        let status = tonic::Status::with_details(
-            Code::ResourceExhausted,
-            "slow down",
-            details.encode_to_vec().into(),
-        );
+        tonic::Status::with_details(code, "retry later", details.encode_to_vec().into())
+    }
+
+    #[test]
+    fn retry_info_is_read_from_the_status_details() {
+        let status = with_retry_info(Code::ResourceExhausted, 2, 500_000_000);
         assert_eq!(retry_delay(&status), Some(Duration::from_millis(2500)));
         assert!(matches!(classify(&status), Outcome::Retry { .. }));
-        let huge = RetryInfo {
-            retry_delay: Some(ProtoDuration {
-                seconds: i64::MAX,
-                nanos: i32::MAX,
-            }),
-        };
-        let details = RpcStatus {
-            code: Code::Unavailable as i32,
-            message: "later".into(),
-            details: vec![Any {
-                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-                value: huge.encode_to_vec(),
-            }],
-        };
-        let status =
-            tonic::Status::with_details(Code::Unavailable, "later", details.encode_to_vec().into());
+        let status = with_retry_info(Code::Unavailable, i64::MAX, i32::MAX);
         assert!(retry_delay(&status).is_some_and(|d| d >= Duration::from_secs(i64::MAX as u64)));
         let bare = tonic::Status::new(Code::ResourceExhausted, "no info");
         assert!(matches!(

@@ -458,17 +458,24 @@ fn gzip_allowed(accept_encoding: &str) -> bool {
     explicit.or(wildcard).is_some_and(|q| q > 0.0)
 }
 
-/// `503` for a scrape whose body would pass the unsent-bytes budget.
-fn over_unsent_budget(shared: &Shared) -> HttpResponse {
-    shared.metrics.error("unsent_bytes");
-    let mut response = plain(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too many scrape responses are waiting on clients that do not read them\n",
-    );
+/// `503` with `Retry-After: 1` for a scrape refused by a limit, counted
+/// under `reason`.
+fn unavailable(shared: &Shared, reason: &'static str, why: &'static str) -> HttpResponse {
+    shared.metrics.error(reason);
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, why);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
+}
+
+/// `503` for a scrape whose body would pass the unsent-bytes budget.
+fn over_unsent_budget(shared: &Shared) -> HttpResponse {
+    unavailable(
+        shared,
+        "unsent_bytes",
+        "too many scrape responses are waiting on clients that do not read them\n",
+    )
 }
 
 async fn scrape(shared: &Shared, unsent: &ConnectionShare, req: Request<Incoming>) -> HttpResponse {
@@ -514,17 +521,7 @@ async fn scrape(shared: &Shared, unsent: &ConnectionShare, req: Request<Incoming
     .await
     {
         Ok(Ok(permit)) => permit,
-        _ => {
-            shared.metrics.error("busy");
-            let mut response = plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many concurrent scrapes\n",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
+        _ => return unavailable(shared, "busy", "too many concurrent scrapes\n"),
     };
 
     let started = Instant::now();
